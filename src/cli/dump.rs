@@ -1,0 +1,49 @@
+use std::io::{self, Write};
+
+use anyhow::Context;
+
+use crate::events::{self, EventReader, StreamSelector};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A file, tcp://HOST:PORT or unix:///PATH.
+    pub source: String,
+    /// Output format (only csv: t,x,y,p).
+    #[arg(long, default_value = "csv", value_parser = ["csv"])]
+    pub format: String,
+    /// Event stream to dump, by id or name (default: the first event stream).
+    #[arg(long)]
+    pub stream: Option<StreamSelector>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let source = events::open(&args.source)?;
+    let mut reader = EventReader::new(source, &args.stream.unwrap_or_default())?;
+    let stdout = io::stdout().lock();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout);
+    out.write_all(b"t,x,y,p\n")?;
+    let mut left = args.limit.unwrap_or(u64::MAX);
+    let mut line = Vec::with_capacity(64);
+    let mut num = itoa::Buffer::new();
+    'batches: while let Some(batch) = reader.next_batch()? {
+        for e in batch {
+            if left == 0 {
+                break 'batches;
+            }
+            left -= 1;
+            line.clear();
+            line.extend_from_slice(num.format(e.t).as_bytes());
+            line.push(b',');
+            line.extend_from_slice(num.format(e.x).as_bytes());
+            line.push(b',');
+            line.extend_from_slice(num.format(e.y).as_bytes());
+            line.extend_from_slice(if e.p { b",1\n" } else { b",0\n" });
+            out.write_all(&line).context("writing CSV")?;
+        }
+    }
+    out.flush().context("writing CSV")?;
+    Ok(())
+}

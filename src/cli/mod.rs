@@ -1,0 +1,45 @@
+//! The `safed` command line: one module per subcommand.
+
+mod bench_decode;
+mod dump;
+mod info;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "safed", version, about = "Event-camera + RGB recognition daemon (SAFE)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the events of a file or live stream as CSV (t,x,y,p).
+    Dump(dump::Args),
+    /// Describe a file or live stream: format, streams, counts, time span, rate.
+    Info(info::Args),
+    /// Measure whole-file decoding speed (events/s).
+    BenchDecode(bench_decode::Args),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let result = match cli.command {
+        Command::Dump(args) => dump::run(args),
+        Command::Info(args) => info::run(args),
+        Command::BenchDecode(args) => bench_decode::run(args),
+    };
+    match result {
+        // A closed pipe (`safed dump ... | head`) is a normal end, not an error.
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        other => other.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}

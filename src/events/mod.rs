@@ -1,0 +1,238 @@
+//! The event input layer: one decoder per format, all behind [`EventSource`], which yields
+//! packets (bounded batches) until the end of the input. Files and live streams look the same.
+
+mod error;
+mod input;
+
+pub mod aedat2;
+pub mod aedat31;
+pub mod aedat4;
+pub mod aedat4_net;
+pub mod detect;
+pub mod evt2;
+pub mod evt3;
+pub mod npz;
+mod raw;
+
+pub use detect::{open, Format};
+pub use error::{EventError, Place};
+pub use input::ByteInput;
+
+/// One DVS event. `t` is in microseconds as the source encodes it; origin is top-left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Event {
+    pub t: i64,
+    pub x: u16,
+    pub y: u16,
+    /// true = ON (brighter).
+    pub p: bool,
+}
+
+/// An intensity frame (DAVIS APS, or an RGB camera frame), pixels row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Exposure midpoint, µs (AEDAT4's `timestamp`).
+    pub t: i64,
+    pub exposure_start: i64,
+    pub exposure_end: i64,
+    pub width: u16,
+    pub height: u16,
+    pub position: (i16, i16),
+    pub format: PixelFormat,
+    pub pixels: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelFormat {
+    Gray,
+    Bgr,
+    Bgra,
+}
+
+impl PixelFormat {
+    pub fn channels(self) -> usize {
+        match self {
+            PixelFormat::Gray => 1,
+            PixelFormat::Bgr => 3,
+            PixelFormat::Bgra => 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Imu {
+    pub t: i64,
+    pub temperature: f32,
+    pub accelerometer: [f32; 3],
+    pub gyroscope: [f32; 3],
+    pub magnetometer: [f32; 3],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trigger {
+    pub t: i64,
+    /// AEDAT4 TriggerType: 0 timestamp reset, 1-5 external edges, 6-9 APS frame/exposure marks.
+    pub kind: i8,
+}
+
+/// What one packet of a stream carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PacketData {
+    Events(Vec<Event>),
+    Frame(Frame),
+    Imu(Vec<Imu>),
+    Triggers(Vec<Trigger>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    pub stream: u32,
+    pub data: PacketData,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamKind {
+    Events,
+    Frames,
+    Imu,
+    Triggers,
+    /// A stream of a type we do not decode; its packets are skipped.
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamInfo {
+    pub id: u32,
+    pub name: String,
+    pub kind: StreamKind,
+    /// AEDAT4's type identifier (EVTS, FRME, ...) or the format's own name for the stream.
+    pub type_id: String,
+    /// (width, height) where the source states it.
+    pub size: Option<(u16, u16)>,
+    pub compression: String,
+    /// The camera or writer named by the source, if any.
+    pub source: Option<String>,
+}
+
+/// What is known about a source once its header has been read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceInfo {
+    pub format: Format,
+    pub streams: Vec<StreamInfo>,
+}
+
+impl SourceInfo {
+    /// A source with exactly one event stream (all formats but AEDAT4).
+    pub fn single_event_stream(format: Format, size: Option<(u16, u16)>, source: Option<String>) -> Self {
+        SourceInfo {
+            format,
+            streams: vec![StreamInfo {
+                id: 0,
+                name: "events".into(),
+                kind: StreamKind::Events,
+                type_id: format.name().into(),
+                size,
+                compression: "none".into(),
+                source,
+            }],
+        }
+    }
+}
+
+/// A decoder. `next_packet` returns `Ok(None)` at the end of the input (a file's end, or the
+/// server closing the connection); every packet it returns is bounded in size.
+pub trait EventSource: Send {
+    fn info(&self) -> &SourceInfo;
+    fn next_packet(&mut self) -> Result<Option<Packet>, EventError>;
+    /// Name of the input, for messages.
+    fn input_name(&self) -> &str;
+}
+
+/// Which stream to read from a source with several.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StreamSelector {
+    #[default]
+    FirstEvents,
+    Id(u32),
+    Name(String),
+}
+
+impl std::str::FromStr for StreamSelector {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.parse::<u32>() {
+            Ok(id) => StreamSelector::Id(id),
+            Err(_) => StreamSelector::Name(s.to_string()),
+        })
+    }
+}
+
+impl StreamSelector {
+    /// Resolves the selector against a source's streams.
+    pub fn resolve<'a>(&self, input: &str, info: &'a SourceInfo) -> Result<&'a StreamInfo, EventError> {
+        let found = match self {
+            StreamSelector::FirstEvents => info.streams.iter().find(|s| s.kind == StreamKind::Events),
+            StreamSelector::Id(id) => info.streams.iter().find(|s| s.id == *id),
+            StreamSelector::Name(name) => info.streams.iter().find(|s| &s.name == name),
+        };
+        found.ok_or_else(|| EventError::UnknownStream {
+            input: input.to_string(),
+            wanted: match self {
+                StreamSelector::FirstEvents => "of events".to_string(),
+                StreamSelector::Id(id) => format!("with id {id}"),
+                StreamSelector::Name(n) => format!("named {n:?}"),
+            },
+            available: describe_streams(info),
+        })
+    }
+}
+
+fn describe_streams(info: &SourceInfo) -> String {
+    if info.streams.is_empty() {
+        return "(none)".into();
+    }
+    info.streams
+        .iter()
+        .map(|s| format!("{} {:?} ({})", s.id, s.name, s.type_id))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads the event batches of one stream of a source, skipping the others.
+pub struct EventReader {
+    source: Box<dyn EventSource>,
+    stream: u32,
+}
+
+impl EventReader {
+    pub fn new(source: Box<dyn EventSource>, selector: &StreamSelector) -> Result<Self, EventError> {
+        let stream = selector.resolve(source.input_name(), source.info())?;
+        if stream.kind != StreamKind::Events {
+            return Err(EventError::UnknownStream {
+                input: source.input_name().to_string(),
+                wanted: format!("{} as events (it is {})", stream.id, stream.type_id),
+                available: describe_streams(source.info()),
+            });
+        }
+        let stream = stream.id;
+        Ok(EventReader { source, stream })
+    }
+
+    pub fn info(&self) -> &SourceInfo {
+        self.source.info()
+    }
+
+    pub fn next_batch(&mut self) -> Result<Option<Vec<Event>>, EventError> {
+        while let Some(packet) = self.source.next_packet()? {
+            if packet.stream != self.stream {
+                continue;
+            }
+            if let PacketData::Events(events) = packet.data {
+                return Ok(Some(events));
+            }
+        }
+        Ok(None)
+    }
+}
