@@ -6,8 +6,8 @@ use crate::events::{self, EventReader, StreamSelector};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A file, tcp://HOST:PORT or unix:///PATH.
-    pub source: String,
+    /// A file, tcp://HOST:PORT or unix:///PATH (default: the bundled sample recording).
+    pub source: Option<String>,
     /// Output format (only csv: t,x,y,p).
     #[arg(long, default_value = "csv", value_parser = ["csv"])]
     pub format: String,
@@ -20,7 +20,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let source = events::open(&args.source)?;
+    let source = match &args.source {
+        Some(s) => events::open(s)?,
+        None => events::open_sample()?,
+    };
     let mut reader = EventReader::new(source, &args.stream.unwrap_or_default())?;
     let stdout = io::stdout().lock();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout);

@@ -6,8 +6,8 @@ use crate::events::{self, EventError, EventSource, Format, PacketData, StreamInf
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A file, tcp://HOST:PORT or unix:///PATH.
-    pub source: String,
+    /// A file, tcp://HOST:PORT or unix:///PATH (default: the bundled sample recording).
+    pub source: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -70,19 +70,35 @@ pub fn summarise(name: &str, mut source: Box<dyn EventSource>) -> Result<Report,
             PacketData::Events(e) => s.add(e.len(), e.first().map(|e| e.t), e.last().map(|e| e.t)),
             PacketData::Frame(f) => s.add(1, Some(f.t), Some(f.t)),
             PacketData::Imu(v) => s.add(v.len(), v.first().map(|i| i.t), v.last().map(|i| i.t)),
-            PacketData::Triggers(v) => s.add(v.len(), v.first().map(|i| i.t), v.last().map(|i| i.t)),
+            PacketData::Triggers(v) => {
+                s.add(v.len(), v.first().map(|i| i.t), v.last().map(|i| i.t))
+            }
         }
     }
     let info = source.info().clone();
     let streams: Vec<StreamReport> = info
         .streams
         .into_iter()
-        .map(|i| StreamReport { stats: stats.remove(&i.id).unwrap_or_default(), info: i })
+        .map(|i| StreamReport {
+            stats: stats.remove(&i.id).unwrap_or_default(),
+            info: i,
+        })
         .collect();
-    let first_events = streams.iter().find(|s| s.info.kind == events::StreamKind::Events);
-    let frames = streams.iter().filter(|s| s.info.kind == events::StreamKind::Frames).map(|s| s.stats.elements).sum();
+    let first_events = streams
+        .iter()
+        .find(|s| s.info.kind == events::StreamKind::Events);
+    let frames = streams
+        .iter()
+        .filter(|s| s.info.kind == events::StreamKind::Frames)
+        .map(|s| s.stats.elements)
+        .sum();
     let (events, first_t, last_t, duration) = match first_events {
-        Some(s) => (s.stats.elements, s.stats.first_t, s.stats.last_t, s.stats.duration_us()),
+        Some(s) => (
+            s.stats.elements,
+            s.stats.first_t,
+            s.stats.last_t,
+            s.stats.duration_us(),
+        ),
         None => (0, None, None, None),
     };
     let duration_s = duration.map(|d| d as f64 / 1e6);
@@ -101,8 +117,12 @@ pub fn summarise(name: &str, mut source: Box<dyn EventSource>) -> Result<Report,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let source = events::open(&args.source)?;
-    let report = summarise(&args.source, source)?;
+    let source = match &args.source {
+        Some(s) => events::open(s)?,
+        None => events::open_sample()?,
+    };
+    let name = source.input_name().to_string();
+    let report = summarise(&name, source)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
@@ -126,11 +146,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("frames:      {}", report.frames);
     println!("streams:");
     for s in &report.streams {
-        let size = s.info.size.map(|(w, h)| format!(" {w}x{h}")).unwrap_or_default();
+        let size = s
+            .info
+            .size
+            .map(|(w, h)| format!(" {w}x{h}"))
+            .unwrap_or_default();
         println!(
             "  {:>3} {:<10} {:<6} {:<8} compression={}{}  packets={} elements={}",
-            s.info.id, s.info.name, s.info.type_id, format!("{:?}", s.info.kind).to_lowercase(), s.info.compression, size,
-            s.stats.packets, s.stats.elements
+            s.info.id,
+            s.info.name,
+            s.info.type_id,
+            format!("{:?}", s.info.kind).to_lowercase(),
+            s.info.compression,
+            size,
+            s.stats.packets,
+            s.stats.elements
         );
     }
     Ok(())

@@ -27,9 +27,15 @@ impl Layout {
         if c.contains("dvs128") || c.contains("tmpdiff128") {
             Some(Layout::Dvs128)
         } else if c.contains("346") {
-            Some(Layout::Davis { width: 346, height: 260 })
+            Some(Layout::Davis {
+                width: 346,
+                height: 260,
+            })
         } else if c.contains("240") {
-            Some(Layout::Davis { width: 240, height: 180 })
+            Some(Layout::Davis {
+                width: 240,
+                height: 180,
+            })
         } else {
             None
         }
@@ -58,23 +64,41 @@ impl<R: BufRead> Aedat2Source<R> {
             if input.peek_byte()? != Some(b'#') {
                 break;
             }
-            let Some(line) = input.read_line(MAX_LINE)? else { break };
+            let Some(line) = input.read_line(MAX_LINE)? else {
+                break;
+            };
             let line = String::from_utf8_lossy(&line);
             if let Some(rest) = line.trim_start_matches('#').trim().strip_prefix("AEChip:") {
                 chip = Some(rest.trim().to_string());
             }
         }
-        let chip = chip.ok_or_else(|| input.place().malformed("AEDAT 2.0 header has no `# AEChip:` line naming the sensor"))?;
+        let chip = chip.ok_or_else(|| {
+            input
+                .place()
+                .malformed("AEDAT 2.0 header has no `# AEChip:` line naming the sensor")
+        })?;
         let layout = Layout::from_chip(&chip).ok_or_else(|| {
-            input.place().unsupported(format!("AEDAT 2.0 chip {chip:?}: only DAVIS240, DAVIS346 and DVS128 layouts are known"))
+            input.place().unsupported(format!(
+                "AEDAT 2.0 chip {chip:?}: only DAVIS240, DAVIS346 and DVS128 layouts are known"
+            ))
         })?;
         let info = SourceInfo::single_event_stream(Format::Aedat2, Some(layout.size()), Some(chip));
-        Ok(Aedat2Source { input, info, layout, chunks: WordChunks::new(CHUNK) })
+        Ok(Aedat2Source {
+            input,
+            info,
+            layout,
+            chunks: WordChunks::new(CHUNK),
+        })
     }
 }
 
 /// Decodes 8-byte records; `base` is the byte offset of `bytes[0]`, for errors.
-fn decode(layout: Layout, bytes: &[u8], base: u64, out: &mut Vec<Event>) -> Result<(), (u64, String)> {
+fn decode(
+    layout: Layout,
+    bytes: &[u8],
+    base: u64,
+    out: &mut Vec<Event>,
+) -> Result<(), (u64, String)> {
     out.reserve(bytes.len() / 8);
     for (i, r) in bytes.chunks_exact(8).enumerate() {
         let a = u32::from_be_bytes([r[0], r[1], r[2], r[3]]);
@@ -86,11 +110,18 @@ fn decode(layout: Layout, bytes: &[u8], base: u64, out: &mut Vec<Event>) -> Resu
                 }
                 let (x, y) = (((a >> 12) & 0x3FF) as u16, ((a >> 22) & 0x1FF) as u16);
                 if x >= width || y >= height {
-                    return Err((base + 8 * i as u64, format!("DVS address x={x} y={y} outside the {width}x{height} sensor")));
+                    return Err((
+                        base + 8 * i as u64,
+                        format!("DVS address x={x} y={y} outside the {width}x{height} sensor"),
+                    ));
                 }
                 (x, height - 1 - y, a & (1 << 11) != 0)
             }
-            Layout::Dvs128 => (127 - ((a >> 1) & 0x7F) as u16, 127 - ((a >> 8) & 0x7F) as u16, a & 1 == 0),
+            Layout::Dvs128 => (
+                127 - ((a >> 1) & 0x7F) as u16,
+                127 - ((a >> 8) & 0x7F) as u16,
+                a & 1 == 0,
+            ),
         };
         out.push(Event { t, x, y, p });
     }
@@ -109,11 +140,16 @@ impl<R: BufRead + Send> EventSource for Aedat2Source<R> {
     fn next_packet(&mut self) -> Result<Option<Packet>, EventError> {
         let mut events = Vec::new();
         while events.is_empty() {
-            let Some((base, records)) = self.chunks.next(&mut self.input, 8)? else { return Ok(None) };
+            let Some((base, records)) = self.chunks.next(&mut self.input, 8)? else {
+                return Ok(None);
+            };
             if let Err((at, what)) = decode(self.layout, records, base, &mut events) {
                 return Err(self.input.place().malformed_at(at, what));
             }
         }
-        Ok(Some(Packet { stream: 0, data: PacketData::Events(events) }))
+        Ok(Some(Packet {
+            stream: 0,
+            data: PacketData::Events(events),
+        }))
     }
 }

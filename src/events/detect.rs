@@ -39,34 +39,69 @@ impl Format {
     }
 }
 
-const EXPECTED: &str = "AEDAT 4.0 (#!AER-DAT4.0), AEDAT 3.1 (#!AER-DAT3.1), AEDAT 2.0 (#!AER-DAT2.0), \
+const EXPECTED: &str =
+    "AEDAT 4.0 (#!AER-DAT4.0), AEDAT 3.1 (#!AER-DAT3.1), AEDAT 2.0 (#!AER-DAT2.0), \
                         Prophesee RAW (% evt 2.0 / 3.0 header), NumPy .npz (t, x, y, p)";
 
 /// Buffer for file decoders: large enough that refills are rare against decode cost.
-const FILE_BUFFER: usize = 1 << 20;
+const FILE_BUFFER: usize = 256 << 10;
 
-/// Opens a file path, `tcp://HOST:PORT` or `unix:///PATH` with default network options.
-pub fn open(source: &str) -> Result<Box<dyn EventSource>, EventError> {
-    open_with(source, &NetOptions::default())
+/// How to open a source.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub net: NetOptions,
+    /// Worker threads decoding AEDAT4 file packets (1: decode inline on the caller's thread).
+    pub decode_threads: usize,
 }
 
-pub fn open_with(source: &str, net: &NetOptions) -> Result<Box<dyn EventSource>, EventError> {
-    if let Some(endpoint) = Endpoint::parse(source) {
-        return super::aedat4_net::open(source, &endpoint, net);
+impl Default for OpenOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        OpenOptions {
+            net: NetOptions::default(),
+            decode_threads: cores.min(4),
+        }
     }
-    let file = File::open(source).map_err(|err| EventError::Io { input: source.to_string(), offset: 0, err })?;
-    open_reader(BufReader::with_capacity(FILE_BUFFER, file), source)
+}
+
+/// Opens a file path, `tcp://HOST:PORT` or `unix:///PATH` with default options.
+pub fn open(source: &str) -> Result<Box<dyn EventSource>, EventError> {
+    open_with(source, &OpenOptions::default())
+}
+
+pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource>, EventError> {
+    if let Some(endpoint) = Endpoint::parse(source) {
+        return super::aedat4_net::open(source, &endpoint, &opts.net);
+    }
+    let file = File::open(source).map_err(|err| EventError::Io {
+        input: source.to_string(),
+        offset: 0,
+        err,
+    })?;
+    open_reader(BufReader::with_capacity(FILE_BUFFER, file), source, opts)
 }
 
 /// Opens any buffered reader holding a whole file's bytes (used by the fuzz targets too).
-pub fn open_reader<R: BufRead + Send + 'static>(mut reader: R, name: &str) -> Result<Box<dyn EventSource>, EventError> {
+pub fn open_reader<R: BufRead + Send + 'static>(
+    mut reader: R,
+    name: &str,
+    opts: &OpenOptions,
+) -> Result<Box<dyn EventSource>, EventError> {
     let head = reader
         .fill_buf()
-        .map_err(|err| EventError::Io { input: name.to_string(), offset: 0, err })?
+        .map_err(|err| EventError::Io {
+            input: name.to_string(),
+            offset: 0,
+            err,
+        })?
         .to_vec();
     let starts = |magic: &[u8]| head.starts_with(magic);
     if starts(b"#!AER-DAT4.0") {
-        Ok(Box::new(aedat4::Aedat4Source::open_file(reader, name)?))
+        Ok(Box::new(aedat4::Aedat4Source::open_file(
+            reader,
+            name,
+            opts.decode_threads,
+        )?))
     } else if starts(b"#!AER-DAT3.1") {
         Ok(Box::new(aedat31::Aedat31Source::open(reader, name)?))
     } else if starts(b"#!AER-DAT2.0") {
@@ -74,8 +109,12 @@ pub fn open_reader<R: BufRead + Send + 'static>(mut reader: R, name: &str) -> Re
     } else if starts(b"%") {
         let (input, header) = raw::read_header(reader, name)?;
         match header.evt {
-            raw::Evt::V2 => Ok(Box::new(RawSource::<_, evt2::Evt2Decoder>::new(input, &header))),
-            raw::Evt::V3 => Ok(Box::new(RawSource::<_, evt3::Evt3Decoder>::new(input, &header))),
+            raw::Evt::V2 => Ok(Box::new(RawSource::<_, evt2::Evt2Decoder>::new(
+                input, &header,
+            ))),
+            raw::Evt::V3 => Ok(Box::new(RawSource::<_, evt3::Evt3Decoder>::new(
+                input, &header,
+            ))),
         }
     } else if starts(b"PK\x03\x04") {
         Ok(Box::new(npz::NpzSource::open(reader, name)?))

@@ -33,12 +33,16 @@ impl Evt3Decoder {
         let (t, y, p) = (self.t(), self.y, self.polarity);
         while mask != 0 {
             let i = mask.trailing_zeros() as u16;
-            events.push(Event { t, x: self.base_x.wrapping_add(i), y, p });
+            events.push(Event {
+                t,
+                x: self.base_x.wrapping_add(i),
+                y,
+                p,
+            });
             mask &= mask - 1;
         }
         self.base_x = self.base_x.wrapping_add(width);
     }
-
 }
 
 impl WordDecoder for Evt3Decoder {
@@ -64,7 +68,12 @@ impl WordDecoder for Evt3Decoder {
             }
             match kind {
                 0x0 => self.y = value & 0x7FF,
-                0x2 => events.push(Event { t: self.t(), x: value & 0x7FF, y: self.y, p: value & 0x800 != 0 }),
+                0x2 => events.push(Event {
+                    t: self.t(),
+                    x: value & 0x7FF,
+                    y: self.y,
+                    p: value & 0x800 != 0,
+                }),
                 0x3 => {
                     self.base_x = value & 0x7FF;
                     self.polarity = value & 0x800 != 0;
@@ -72,7 +81,10 @@ impl WordDecoder for Evt3Decoder {
                 0x4 => self.vector(value as u32, 12, events),
                 0x5 => self.vector((value & 0xFF) as u32, 8, events),
                 0x6 => self.time_low = value as i64,
-                0xA => triggers.push(Trigger { t: self.t(), kind: (value & 1) as i8 }),
+                0xA => triggers.push(Trigger {
+                    t: self.t(),
+                    kind: (value & 1) as i8,
+                }),
                 _ => {}
             }
         }

@@ -4,7 +4,8 @@
 use std::io::BufRead;
 
 use super::{
-    ByteInput, Event, EventError, EventSource, Format, Packet, PacketData, SourceInfo, StreamInfo, StreamKind, Trigger,
+    ByteInput, Event, EventError, EventSource, Format, Packet, PacketData, SourceInfo, StreamInfo,
+    StreamKind, Trigger,
 };
 
 /// A stateful decoder of one RAW word format.
@@ -38,7 +39,10 @@ impl<R: BufRead, D: WordDecoder> RawSource<R, D> {
     }
 
     fn take_triggers(&mut self) -> Packet {
-        Packet { stream: 1, data: PacketData::Triggers(std::mem::take(&mut self.triggers)) }
+        Packet {
+            stream: 1,
+            data: PacketData::Triggers(std::mem::take(&mut self.triggers)),
+        }
     }
 }
 
@@ -58,13 +62,18 @@ impl<R: BufRead + Send, D: WordDecoder> EventSource for RawSource<R, D> {
         }
         let mut events = Vec::new();
         while events.is_empty() && self.triggers.is_empty() {
-            let Some((_, words)) = self.chunks.next(&mut self.input, D::WORD)? else { return Ok(None) };
+            let Some((_, words)) = self.chunks.next(&mut self.input, D::WORD)? else {
+                return Ok(None);
+            };
             self.decoder.decode(words, &mut events, &mut self.triggers);
         }
         if events.is_empty() {
             return Ok(Some(self.take_triggers()));
         }
-        Ok(Some(Packet { stream: 0, data: PacketData::Events(events) }))
+        Ok(Some(Packet {
+            stream: 0,
+            data: PacketData::Events(events),
+        }))
     }
 }
 
@@ -120,7 +129,10 @@ fn size_from_name(name: &str) -> Option<(u16, u16)> {
 
 /// Reads header lines while they start with `%` (or up to `% end`); returns the input
 /// positioned at the first data byte.
-pub fn read_header<R: BufRead>(reader: R, name: &str) -> Result<(ByteInput<R>, RawHeader), EventError> {
+pub fn read_header<R: BufRead>(
+    reader: R,
+    name: &str,
+) -> Result<(ByteInput<R>, RawHeader), EventError> {
     let mut input = ByteInput::new(reader, name);
     let (mut evt, mut size, mut camera) = (None, None, None);
     for _ in 0..MAX_LINES {
@@ -128,7 +140,9 @@ pub fn read_header<R: BufRead>(reader: R, name: &str) -> Result<(ByteInput<R>, R
             break;
         }
         let at = input.offset();
-        let Some(line) = input.read_line(MAX_LINE)? else { break };
+        let Some(line) = input.read_line(MAX_LINE)? else {
+            break;
+        };
         let line = String::from_utf8_lossy(&line);
         let body = line.trim_start_matches('%').trim();
         let (key, value) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
@@ -140,7 +154,10 @@ pub fn read_header<R: BufRead>(reader: R, name: &str) -> Result<(ByteInput<R>, R
                     "2.0" => Evt::V2,
                     "3.0" => Evt::V3,
                     other => {
-                        return Err(input.place().malformed_at(at, format!("% evt {other}: only EVT 2.0 and 3.0 are supported")))
+                        return Err(input.place().malformed_at(
+                            at,
+                            format!("% evt {other}: only EVT 2.0 and 3.0 are supported"),
+                        ))
                     }
                 })
             }
@@ -150,7 +167,10 @@ pub fn read_header<R: BufRead>(reader: R, name: &str) -> Result<(ByteInput<R>, R
                     "EVT2" => evt = evt.or(Some(Evt::V2)),
                     "EVT3" => evt = evt.or(Some(Evt::V3)),
                     other => {
-                        return Err(input.place().malformed_at(at, format!("% format {other}: only EVT2 and EVT3 are supported")))
+                        return Err(input.place().malformed_at(
+                            at,
+                            format!("% format {other}: only EVT2 and EVT3 are supported"),
+                        ))
                     }
                 }
                 let (mut w, mut h) = (None, None);
@@ -167,10 +187,16 @@ pub fn read_header<R: BufRead>(reader: R, name: &str) -> Result<(ByteInput<R>, R
             }
             "geometry" => {
                 if size.is_none() {
-                    size = value.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+                    size = value
+                        .split_once('x')
+                        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
                 }
             }
-            "plugin_name" | "system_ID" | "sensor_generation" | "camera_integrator_name" | "integrator_name" => {
+            "plugin_name"
+            | "system_ID"
+            | "sensor_generation"
+            | "camera_integrator_name"
+            | "integrator_name" => {
                 if size.is_none() {
                     size = size_from_name(value);
                 }
@@ -181,7 +207,11 @@ pub fn read_header<R: BufRead>(reader: R, name: &str) -> Result<(ByteInput<R>, R
             _ => {}
         }
     }
-    let evt = evt.ok_or_else(|| input.place().malformed("RAW header names no event format (expected `% evt 2.0|3.0` or `% format EVT2|EVT3`)"))?;
+    let evt = evt.ok_or_else(|| {
+        input.place().malformed(
+            "RAW header names no event format (expected `% evt 2.0|3.0` or `% format EVT2|EVT3`)",
+        )
+    })?;
     Ok((input, RawHeader { evt, size, camera }))
 }
 
@@ -195,18 +225,28 @@ pub struct WordChunks {
 
 impl WordChunks {
     pub fn new(chunk_bytes: usize) -> Self {
-        WordChunks { buf: vec![0; chunk_bytes], tail: [0; 8], tail_len: 0 }
+        WordChunks {
+            buf: vec![0; chunk_bytes],
+            tail: [0; 8],
+            tail_len: 0,
+        }
     }
 
     /// The next chunk of whole `word`-byte words with the input offset of its first byte, or
     /// `None` at the end of the input. A partial word at the very end is an error.
-    pub fn next<R: BufRead>(&mut self, input: &mut ByteInput<R>, word: usize) -> Result<Option<(u64, &[u8])>, EventError> {
+    pub fn next<R: BufRead>(
+        &mut self,
+        input: &mut ByteInput<R>,
+        word: usize,
+    ) -> Result<Option<(u64, &[u8])>, EventError> {
         let carry = self.tail_len;
         self.buf[..carry].copy_from_slice(&self.tail[..carry]);
         let got = input.read_some(&mut self.buf[carry..])?;
         if got == 0 {
             if carry > 0 {
-                return Err(input.place().truncated(format!("a {word}-byte word (got {carry} bytes)")));
+                return Err(input
+                    .place()
+                    .truncated(format!("a {word}-byte word (got {carry} bytes)")));
             }
             return Ok(None);
         }
@@ -217,5 +257,4 @@ impl WordChunks {
         let start = input.offset() - have as u64;
         Ok(Some((start, &self.buf[..whole])))
     }
-
 }

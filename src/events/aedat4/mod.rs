@@ -1,17 +1,22 @@
 //! AEDAT 4.0: DV / dv-processing recordings, and (without the magic line) the live stream that
-//! DV and dv-processing's NetworkWriter serve. One reader serves both: it yields the packets of
-//! every stream in input order; compressed bodies are decompressed with hard size limits.
+//! DV and dv-processing's NetworkWriter serve. The reader is two steps: a framer that cuts the
+//! input into raw packets (8-byte header + body), and a packet decoder (decompress, verify the
+//! flatbuffer, build events/frames/IMU/triggers). Packets are independent, so files can decode
+//! them on worker threads (`parallel`); live streams decode inline, one packet at a time.
 
 mod info_node;
+mod packet;
+mod parallel;
 mod schema;
+pub mod writer;
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 
 use super::{
-    ByteInput, Event, EventError, EventSource, Format, Frame, Imu, Packet, PacketData, PixelFormat, SourceInfo,
-    StreamKind, Trigger,
+    ByteInput, EventError, EventSource, Format, Packet, SourceInfo, StreamInfo, StreamKind,
 };
-use schema::{size_prefixed_root, EventPacket, IoHeader};
+use packet::{PacketDecoder, RawPacket};
+use schema::{size_prefixed_root, IoHeader};
 
 pub const MAGIC: &[u8] = b"#!AER-DAT4.0\r\n";
 /// Largest IO header we accept (real ones are a few KB of XML).
@@ -47,252 +52,247 @@ impl Compression {
     }
 }
 
-pub struct Aedat4Source<R> {
+/// Cuts the input after the IO header into raw packets.
+struct Framer<R> {
     input: ByteInput<R>,
-    info: SourceInfo,
-    compression: Compression,
     /// Where the file data table starts: packets end there.
     data_end: Option<u64>,
     /// Kind of each stream id, indexed by id (ids are small).
     kinds: Vec<Option<StreamKind>>,
-    body: Vec<u8>,
-    decompressed: Vec<u8>,
 }
 
-impl<R: BufRead> Aedat4Source<R> {
-    /// A file: the magic line, then the IO header.
-    pub fn open_file(reader: R, name: &str) -> Result<Self, EventError> {
+/// Where the next packet's body is and what it holds.
+struct PacketHead {
+    stream: u32,
+    kind: StreamKind,
+    size: u64,
+    body_at: u64,
+}
+
+impl<R: BufRead> Framer<R> {
+    /// Reads the next packet header, skipping packets of stream types we do not decode;
+    /// `None` at a clean end.
+    fn next_head(&mut self) -> Result<Option<PacketHead>, EventError> {
+        loop {
+            if self.data_end.is_some_and(|end| self.input.offset() >= end) {
+                return Ok(None);
+            }
+            let at = self.input.offset();
+            let mut header = [0u8; 8];
+            match self.input.read_some(&mut header)? {
+                0 => return Ok(None),
+                8 => {}
+                got => {
+                    return Err(self
+                        .input
+                        .place()
+                        .truncated(format!("a packet header (8 bytes, got {got})")))
+                }
+            }
+            let stream = i32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+            let size = i32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            if size < 0 {
+                return Err(self
+                    .input
+                    .place()
+                    .malformed_at(at, format!("packet size {size} is negative")));
+            }
+            let size = size as u64;
+            if size > MAX_PACKET {
+                return Err(self
+                    .input
+                    .place()
+                    .too_large("a packet body", size, MAX_PACKET));
+            }
+            let kind = usize::try_from(stream)
+                .ok()
+                .and_then(|i| self.kinds.get(i).copied().flatten());
+            let Some(kind) = kind else {
+                return Err(self.input.place().malformed_at(
+                    at,
+                    format!("packet of stream {stream}, which the IO header does not declare"),
+                ));
+            };
+            if kind == StreamKind::Other {
+                self.input.skip(size, "a packet body")?;
+                continue;
+            }
+            return Ok(Some(PacketHead {
+                stream: stream as u32,
+                kind,
+                size,
+                body_at: at + 8,
+            }));
+        }
+    }
+
+    /// Reads the next packet into `raw` (reusing its buffer), for decoding elsewhere.
+    fn next_owned(&mut self, raw: &mut RawPacket) -> Result<bool, EventError> {
+        let Some(head) = self.next_head()? else {
+            return Ok(false);
+        };
+        raw.body.clear();
+        self.input
+            .read_into_vec(&mut raw.body, head.size, "a packet body")?;
+        (raw.stream, raw.kind, raw.body_at) = (head.stream, head.kind, head.body_at);
+        Ok(true)
+    }
+
+    /// Decodes the next packet in place, from the read buffer where it can.
+    fn next_decoded(
+        &mut self,
+        decoder: &mut PacketDecoder,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<Packet>, EventError> {
+        let Some(h) = self.next_head()? else {
+            return Ok(None);
+        };
+        let decoded = self
+            .input
+            .with_bytes(h.size, scratch, "a packet body", |body| {
+                decoder.decode(h.stream, h.kind, h.body_at, body)
+            })?;
+        decoded.map(Some)
+    }
+}
+
+/// The parsed IO header.
+struct Header {
+    format: Format,
+    compression: Compression,
+    data_end: Option<u64>,
+    streams: Vec<StreamInfo>,
+}
+
+fn read_header<R: BufRead>(input: &mut ByteInput<R>, format: Format) -> Result<Header, EventError> {
+    let header_at = input.offset();
+    let mut size_bytes = [0u8; 4];
+    input.read_exact(&mut size_bytes, "the IO header's size")?;
+    let size = u32::from_le_bytes(size_bytes) as u64;
+    if size > MAX_HEADER {
+        return Err(input.place().too_large("the IO header", size, MAX_HEADER));
+    }
+    // The size belongs to the buffer: the flatbuffer's alignment counts from the size field.
+    let mut header = size_bytes.to_vec();
+    input.read_into_vec(&mut header, size, "the IO header")?;
+    let bad = |what: String| input.place().malformed_at(header_at, what);
+    let root = size_prefixed_root::<IoHeader>(&header)
+        .map_err(|e| bad(format!("IO header is not a valid IOHE flatbuffer: {e}")))?;
+    let compression = Compression::from_header(root.compression()).ok_or_else(|| {
+        bad(format!(
+            "unknown compression {} (expected 0-4)",
+            root.compression()
+        ))
+    })?;
+    let data_end = u64::try_from(root.data_table_position()).ok();
+    let streams = info_node::parse(root.info_node().unwrap_or(""), compression)
+        .map_err(|what| bad(format!("IO header infoNode: {what}")))?;
+    Ok(Header {
+        format,
+        compression,
+        data_end,
+        streams,
+    })
+}
+
+pub struct Aedat4Source<R> {
+    info: SourceInfo,
+    name: String,
+    mode: Mode<R>,
+}
+
+enum Mode<R> {
+    Inline {
+        framer: Framer<R>,
+        decoder: PacketDecoder,
+        scratch: Vec<u8>,
+    },
+    Parallel(parallel::Pipeline),
+}
+
+impl<R: BufRead + Send + 'static> Aedat4Source<R> {
+    /// A file: the magic line, then the IO header. `threads` > 1 decodes packets on that many
+    /// worker threads (output order is kept).
+    pub fn open_file(reader: R, name: &str, threads: usize) -> Result<Self, EventError> {
         let mut input = ByteInput::new(reader, name);
         let mut magic = [0u8; MAGIC.len()];
         input.read_exact(&mut magic, "the AEDAT4 magic line #!AER-DAT4.0")?;
         if magic != MAGIC {
-            return Err(input.place().malformed_at(0, format!("expected {:?}, found {:?}", String::from_utf8_lossy(MAGIC), String::from_utf8_lossy(&magic))));
+            let (want, found) = (
+                String::from_utf8_lossy(MAGIC),
+                String::from_utf8_lossy(&magic),
+            );
+            return Err(input
+                .place()
+                .malformed_at(0, format!("expected {want:?}, found {found:?}")));
         }
-        Self::after_magic(input, Format::Aedat4)
+        Self::after_magic(input, Format::Aedat4, threads)
     }
 
-    /// A live stream: the IO header comes first, with no magic line.
+    /// A live stream: the IO header comes first, with no magic line; packets decode inline.
     pub fn open_stream(reader: R, name: &str) -> Result<Self, EventError> {
-        Self::after_magic(ByteInput::new(reader, name), Format::Aedat4Stream)
+        Self::after_magic(ByteInput::new(reader, name), Format::Aedat4Stream, 1)
     }
 
-    fn after_magic(mut input: ByteInput<R>, format: Format) -> Result<Self, EventError> {
-        let header_at = input.offset();
-        let mut size_bytes = [0u8; 4];
-        input.read_exact(&mut size_bytes, "the IO header's size")?;
-        let size = u32::from_le_bytes(size_bytes) as u64;
-        if size > MAX_HEADER {
-            return Err(input.place().too_large("the IO header", size, MAX_HEADER));
-        }
-        // The size belongs to the buffer: the flatbuffer's alignment counts from the size field.
-        let mut header = size_bytes.to_vec();
-        input.read_into_vec(&mut header, size, "the IO header")?;
-        let root = size_prefixed_root::<IoHeader>(&header)
-            .map_err(|e| input.place().malformed_at(header_at, format!("IO header is not a valid IOHE flatbuffer: {e}")))?;
-        let compression = Compression::from_header(root.compression()).ok_or_else(|| {
-            input.place().malformed_at(header_at, format!("unknown compression {} (expected 0-4)", root.compression()))
-        })?;
-        let data_end = match root.data_table_position() {
-            p if p < 0 => None,
-            p => Some(p as u64),
-        };
-        let xml = root.info_node().unwrap_or("");
-        let streams = info_node::parse(xml, compression)
-            .map_err(|what| input.place().malformed_at(header_at, format!("IO header infoNode: {what}")))?;
+    fn after_magic(
+        mut input: ByteInput<R>,
+        format: Format,
+        threads: usize,
+    ) -> Result<Self, EventError> {
+        let header = read_header(&mut input, format)?;
         let mut kinds = Vec::new();
-        for s in &streams {
+        for s in &header.streams {
             let id = s.id as usize;
             if kinds.len() <= id {
                 kinds.resize(id + 1, None);
             }
             kinds[id] = Some(s.kind);
         }
-        Ok(Aedat4Source {
+        let name = input.place().input.clone();
+        let decoder = PacketDecoder::new(name.clone(), header.compression);
+        let framer = Framer {
             input,
-            info: SourceInfo { format, streams },
-            compression,
-            data_end,
+            data_end: header.data_end,
             kinds,
-            body: Vec::new(),
-            decompressed: Vec::new(),
-        })
-    }
-
-    /// Reads the next packet header and body; `None` at a clean end.
-    fn next_raw(&mut self) -> Result<Option<(u32, StreamKind, u64)>, EventError> {
-        if let Some(end) = self.data_end {
-            if self.input.offset() >= end {
-                return Ok(None);
-            }
-        }
-        let at = self.input.offset();
-        let mut header = [0u8; 8];
-        let got = self.input.read_some(&mut header)?;
-        if got == 0 {
-            return Ok(None);
-        }
-        if got < header.len() {
-            return Err(self.input.place().truncated(format!("a packet header (8 bytes, got {got})")));
-        }
-        let stream = i32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        let size = i32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if size < 0 {
-            return Err(self.input.place().malformed_at(at, format!("packet size {size} is negative")));
-        }
-        let size = size as u64;
-        if size > MAX_PACKET {
-            return Err(self.input.place().too_large("a packet body", size, MAX_PACKET));
-        }
-        let kind = usize::try_from(stream).ok().and_then(|i| self.kinds.get(i).copied().flatten());
-        let Some(kind) = kind else {
-            return Err(self.input.place().malformed_at(
-                at,
-                format!("packet of stream {stream}, which the IO header does not declare"),
-            ));
         };
-        self.body.clear();
-        self.input.read_into_vec(&mut self.body, size, "a packet body")?;
-        Ok(Some((stream as u32, kind, at + 8)))
-    }
-
-    /// The decompressed, size-prefixed flatbuffer of the current packet.
-    fn flatbuffer(&mut self, body_at: u64) -> Result<&[u8], EventError> {
-        let place = self.input.place();
-        let limit_err = || place.too_large("a decompressed packet", MAX_DECOMPRESSED + 1, MAX_DECOMPRESSED);
-        match self.compression {
-            Compression::None => return Ok(&self.body),
-            Compression::Lz4 => {
-                self.decompressed.clear();
-                let mut dec = lz4_flex::frame::FrameDecoder::new(&self.body[..]).take(MAX_DECOMPRESSED + 1);
-                dec.read_to_end(&mut self.decompressed)
-                    .map_err(|e| place.malformed_at(body_at, format!("packet body is not a valid LZ4 frame: {e}")))?;
+        // Uncompressed packets are memory-bound: threads only add copies.
+        let mode = if threads > 1 && header.compression != Compression::None {
+            Mode::Parallel(parallel::Pipeline::start(framer, decoder, threads))
+        } else {
+            Mode::Inline {
+                framer,
+                decoder,
+                scratch: Vec::new(),
             }
-            Compression::Zstd => {
-                self.decompressed.clear();
-                let dec = zstd::stream::read::Decoder::with_buffer(&self.body[..])
-                    .map_err(|e| place.io(e))?
-                    .single_frame();
-                dec.take(MAX_DECOMPRESSED + 1)
-                    .read_to_end(&mut self.decompressed)
-                    .map_err(|e| place.malformed_at(body_at, format!("packet body is not a valid zstd frame: {e}")))?;
-            }
-        }
-        if self.decompressed.len() as u64 > MAX_DECOMPRESSED {
-            return Err(limit_err());
-        }
-        Ok(&self.decompressed)
+        };
+        Ok(Aedat4Source {
+            info: SourceInfo {
+                format: header.format,
+                streams: header.streams,
+            },
+            name,
+            mode,
+        })
     }
 }
 
-impl<R: BufRead + Send> EventSource for Aedat4Source<R> {
+impl<R: BufRead + Send + 'static> EventSource for Aedat4Source<R> {
     fn info(&self) -> &SourceInfo {
         &self.info
     }
 
     fn input_name(&self) -> &str {
-        &self.input.place().input
+        &self.name
     }
 
     fn next_packet(&mut self) -> Result<Option<Packet>, EventError> {
-        loop {
-            let Some((stream, kind, body_at)) = self.next_raw()? else {
-                return Ok(None);
-            };
-            if kind == StreamKind::Other {
-                continue;
-            }
-            let place = self.input.place().clone();
-            let fb = self.flatbuffer(body_at)?;
-            let data = decode_body(fb, kind).map_err(|what| place.malformed_at(body_at, what))?;
-            return Ok(Some(Packet { stream, data }));
+        match &mut self.mode {
+            Mode::Inline {
+                framer,
+                decoder,
+                scratch,
+            } => framer.next_decoded(decoder, scratch),
+            Mode::Parallel(pipeline) => pipeline.next(),
         }
     }
-}
-
-/// Decodes one packet's flatbuffer by its stream's kind.
-fn decode_body(fb: &[u8], kind: StreamKind) -> Result<PacketData, String> {
-    let expect = |id: &[u8]| -> Result<(), String> {
-        match schema::identifier(fb) {
-            Some(found) if found == id => Ok(()),
-            found => Err(format!(
-                "expected a {} flatbuffer, found identifier {:?}",
-                String::from_utf8_lossy(id),
-                found.map(String::from_utf8_lossy)
-            )),
-        }
-    };
-    let invalid = |e: flatbuffers::InvalidFlatbuffer| format!("invalid flatbuffer: {e}");
-    Ok(match kind {
-        StreamKind::Events => {
-            expect(b"EVTS")?;
-            let packet = size_prefixed_root::<EventPacket>(fb).map_err(invalid)?;
-            PacketData::Events(decode_events(packet.element_bytes()))
-        }
-        StreamKind::Frames => {
-            expect(b"FRME")?;
-            let f = size_prefixed_root::<schema::Frame>(fb).map_err(invalid)?;
-            PacketData::Frame(decode_frame(&f)?)
-        }
-        StreamKind::Imu => {
-            expect(b"IMUS")?;
-            let p = size_prefixed_root::<schema::ImuPacket>(fb).map_err(invalid)?;
-            let imus = p.elements().into_iter().flatten().map(|s| Imu {
-                t: s.timestamp(),
-                temperature: s.float(1),
-                accelerometer: [s.float(2), s.float(3), s.float(4)],
-                gyroscope: [s.float(5), s.float(6), s.float(7)],
-                magnetometer: [s.float(8), s.float(9), s.float(10)],
-            });
-            PacketData::Imu(imus.collect())
-        }
-        StreamKind::Triggers => {
-            expect(b"TRIG")?;
-            let p = size_prefixed_root::<schema::TriggerPacket>(fb).map_err(invalid)?;
-            let triggers = p.elements().into_iter().flatten().map(|t| Trigger { t: t.timestamp(), kind: t.kind() });
-            PacketData::Triggers(triggers.collect())
-        }
-        StreamKind::Other => unreachable!("skipped by the caller"),
-    })
-}
-
-/// The hot loop: 16-byte little-endian records -> events. Coordinates are stored as i16; a
-/// negative one cannot come from a sensor, and is kept as its bit pattern rather than clamped.
-fn decode_events(bytes: &[u8]) -> Vec<Event> {
-    bytes
-        .chunks_exact(16)
-        .map(|r| Event {
-            t: i64::from_le_bytes([r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]]),
-            x: u16::from_le_bytes([r[8], r[9]]),
-            y: u16::from_le_bytes([r[10], r[11]]),
-            p: r[12] != 0,
-        })
-        .collect()
-}
-
-fn decode_frame(f: &schema::Frame) -> Result<Frame, String> {
-    let format = match f.format() {
-        0 => PixelFormat::Gray,
-        16 => PixelFormat::Bgr,
-        24 => PixelFormat::Bgra,
-        other => return Err(format!("frame format {other} (expected 0 GRAY, 16 BGR or 24 BGRA)")),
-    };
-    let (w, h) = f.size();
-    if w < 0 || h < 0 {
-        return Err(format!("frame size {w}x{h} is negative"));
-    }
-    let pixels = f.pixels();
-    let want = w as usize * h as usize * format.channels();
-    if pixels.len() != want {
-        return Err(format!("frame of {w}x{h} {format:?} needs {want} pixel bytes, has {}", pixels.len()));
-    }
-    Ok(Frame {
-        t: f.timestamp(),
-        exposure_start: f.start_of_exposure(),
-        exposure_end: f.end_of_exposure(),
-        width: w as u16,
-        height: h as u16,
-        position: f.position(),
-        format,
-        pixels: pixels.to_vec(),
-    })
 }

@@ -1,0 +1,46 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use safed::events::{EventError, EventReader, EventSource, StreamSelector};
+
+pub const FIXTURES: &[&str] = &[
+    "dv_events_none.aedat4",
+    "dv_events_lz4.aedat4",
+    "dv_events_zstd.aedat4",
+    "dv_davis_frames_lz4.aedat4",
+    "faery_zstd.aedat4",
+    "davis346_aedat-crate_trimmed.aedat4",
+    "faery_evt2.raw",
+    "faery_evt3.raw",
+    "cair_dvs128.aedat",
+    "jaer_davis240c.aedat",
+];
+
+pub fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// The `t,x,y,p` CSV of the first event stream of a source, as `safed dump` writes it.
+pub fn csv_of(source: Box<dyn EventSource>) -> Result<String, EventError> {
+    let mut reader = EventReader::new(source, &StreamSelector::FirstEvents)?;
+    let mut out = String::from("t,x,y,p\n");
+    while let Some(batch) = reader.next_batch()? {
+        for e in batch {
+            out.push_str(&format!("{},{},{},{}\n", e.t, e.x, e.y, u8::from(e.p)));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads every packet of a source to its end: the first error, or the number of packets.
+pub fn drain(mut source: Box<dyn EventSource>) -> Result<usize, EventError> {
+    let mut n = 0;
+    while source.next_packet()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
+}

@@ -1,0 +1,62 @@
+"""Writes the decode-benchmark files with the vendors' own writers.
+
+AEDAT4 (none / LZ4 / ZSTD) through dv-processing's MonoCameraWriter, EVT 2.0 / EVT 3.0 through
+faery. Events are time-sorted at a 4 Mev/s rate with uniform random pixels and polarities on a
+DAVIS346 sensor: close to the worst case for compression, so decompression cost shows.
+
+usage: python make_files.py OUT_DIR [--events N]
+"""
+
+import argparse
+import pathlib
+
+import dv_processing as dv
+import faery
+import numpy as np
+
+WIDTH, HEIGHT = 346, 260
+T0 = 1_764_000_000_000_000
+
+
+def random_events(n: int, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    events = np.zeros(n, dtype=faery.EVENTS_DTYPE)
+    events["t"] = np.arange(n, dtype=np.uint64) // 4  # 4 events per µs
+    events["x"] = rng.integers(0, WIDTH, n)
+    events["y"] = rng.integers(0, HEIGHT, n)
+    events["on"] = rng.random(n) < 0.5
+    return events
+
+
+def write_dv(events: np.ndarray, path: pathlib.Path, compression) -> None:
+    store = dv.EventStore()
+    for t, x, y, p in zip((events["t"] + T0).tolist(), events["x"].tolist(), events["y"].tolist(), events["on"].tolist()):
+        store.push_back(t, x, y, p)
+    config = dv.io.MonoCameraWriter.EventOnlyConfig("bench", (WIDTH, HEIGHT), compression)
+    writer = dv.io.MonoCameraWriter(str(path), config)
+    writer.writeEvents(store)
+    del writer  # closes the file
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=pathlib.Path)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    events = random_events(args.events)
+    for name, compression in [("none", dv.CompressionType.NONE), ("lz4", dv.CompressionType.LZ4), ("zstd", dv.CompressionType.ZSTD)]:
+        path = args.out / f"dv_{name}.aedat4"
+        if not path.exists():
+            write_dv(events, path, compression)
+            print(f"wrote {path}")
+    stream = faery.events_stream_from_array(events, dimensions=(WIDTH, HEIGHT))
+    for version in ["evt2", "evt3"]:
+        path = args.out / f"faery_{version}.raw"
+        if not path.exists():
+            stream.to_file(str(path), version=version, zero_t0=False)
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
