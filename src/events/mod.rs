@@ -30,6 +30,29 @@ pub fn open_sample() -> Result<Box<dyn EventSource>, EventError> {
     open_reader(std::io::Cursor::new(SAMPLE), &name, &OpenOptions::default())
 }
 
+/// For the fuzz targets: decodes a whole in-memory input (inline and threaded), ignoring
+/// errors; panics, hangs and runaway allocation are what the fuzzer looks for.
+#[doc(hidden)]
+pub fn fuzz_drain(bytes: Vec<u8>) {
+    for threads in [1, 2] {
+        let opts = OpenOptions {
+            decode_threads: threads,
+            ..OpenOptions::default()
+        };
+        if let Ok(mut source) = open_reader(std::io::Cursor::new(bytes.clone()), "fuzz", &opts) {
+            while let Ok(Some(_)) = source.next_packet() {}
+        }
+    }
+}
+
+/// For the fuzz targets: the live-stream framing (no magic line) over in-memory bytes.
+#[doc(hidden)]
+pub fn fuzz_drain_stream(bytes: Vec<u8>) {
+    if let Ok(mut source) = aedat4::Aedat4Source::open_stream(std::io::Cursor::new(bytes), "fuzz") {
+        while let Ok(Some(_)) = source.next_packet() {}
+    }
+}
+
 /// One DVS event. `t` is in microseconds as the source encodes it; origin is top-left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Event {

@@ -93,7 +93,7 @@ fn read_column<R: Read>(file: npyz::NpyFile<R>) -> Result<Vec<i64>, String> {
             file.len()
         ));
     }
-    let descr = file.dtype().descr();
+    let descr = file.dtype().descr().trim_matches('\'').to_string();
     let io = |e: std::io::Error| e.to_string();
     macro_rules! ints {
         ($t:ty) => {

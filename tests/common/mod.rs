@@ -16,6 +16,7 @@ pub const FIXTURES: &[&str] = &[
     "faery_evt3.raw",
     "cair_dvs128.aedat",
     "jaer_davis240c.aedat",
+    "sample_events.npz",
 ];
 
 pub fn data(name: &str) -> PathBuf {

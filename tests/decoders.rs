@@ -1,0 +1,291 @@
+//! Decoder cases the vendor fixtures do not cover, on hand-built bytes laid out as FORMATS.md
+//! describes: AEDAT 3.1 frames, jAER DVS128 addresses, EVT 3.0 vectors and triggers, RAW
+//! headers without `% end`, npz dtypes.
+
+mod common;
+
+use std::io::Cursor;
+
+use npyz::WriterBuilder;
+
+use safed::events::{
+    open_reader, Event, EventSource, OpenOptions, PacketData, PixelFormat, StreamKind,
+};
+
+fn open(bytes: Vec<u8>) -> Box<dyn EventSource> {
+    open_reader(Cursor::new(bytes), "mem", &OpenOptions::default()).unwrap()
+}
+
+fn all_packets(mut s: Box<dyn EventSource>) -> Vec<PacketData> {
+    let mut out = Vec::new();
+    while let Some(p) = s.next_packet().unwrap() {
+        out.push(p.data);
+    }
+    out
+}
+
+fn events(packets: &[PacketData]) -> Vec<Event> {
+    packets
+        .iter()
+        .filter_map(|p| {
+            if let PacketData::Events(e) = p {
+                Some(e.clone())
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .collect()
+}
+
+fn aedat31_packet(kind: i16, size: i32, overflow: i32, events: &[u8]) -> Vec<u8> {
+    let number = events.len() as i32 / size;
+    let mut p = Vec::new();
+    p.extend_from_slice(&kind.to_le_bytes());
+    p.extend_from_slice(&1i16.to_le_bytes());
+    for v in [size, 4, overflow, number, number, number] {
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+    p.extend_from_slice(events);
+    p
+}
+
+#[test]
+fn aedat31_frames_and_polarity() {
+    let mut f = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DAVIS346\r\n#!END-HEADER\r\n".to_vec();
+    // One valid RGB frame 2x1: info (valid, 3 channels), 4 timestamps, size, position, pixels.
+    let mut frame = Vec::new();
+    let info: u32 = 1 | (3 << 1);
+    frame.extend_from_slice(&info.to_le_bytes());
+    for v in [100i32, 200, 110, 190, 2, 1, 5, 6] {
+        frame.extend_from_slice(&v.to_le_bytes());
+    }
+    for rgb in [[0x1000u16, 0x2000, 0x3000], [0xFF00, 0x8000, 0x0100]] {
+        for c in rgb {
+            frame.extend_from_slice(&c.to_le_bytes());
+        }
+    }
+    f.extend(aedat31_packet(2, frame.len() as i32, 1, &frame));
+    // Polarity: one valid ON event at (3, 4), one invalid.
+    let mut pol = Vec::new();
+    let valid: u32 = 1 | 2 | (4 << 2) | (3 << 17);
+    pol.extend_from_slice(&valid.to_le_bytes());
+    pol.extend_from_slice(&77i32.to_le_bytes());
+    pol.extend_from_slice(&(valid & !1).to_le_bytes());
+    pol.extend_from_slice(&78i32.to_le_bytes());
+    f.extend(aedat31_packet(1, 8, 1, &pol));
+    let source = open(f);
+    assert_eq!(source.info().streams[0].size, Some((346, 260)));
+    assert_eq!(source.info().streams[1].kind, StreamKind::Frames);
+    let packets = all_packets(source);
+    let PacketData::Frame(fr) = &packets[0] else {
+        panic!("{packets:?}")
+    };
+    assert_eq!(
+        (fr.width, fr.height, fr.format, fr.position),
+        (2, 1, PixelFormat::Bgr, (5, 6))
+    );
+    assert_eq!(
+        fr.pixels,
+        [0x30, 0x20, 0x10, 0x01, 0x80, 0xFF],
+        "8-bit, reordered to BGR"
+    );
+    let epoch = 1i64 << 31;
+    assert_eq!(
+        (fr.exposure_start, fr.exposure_end, fr.t),
+        (epoch + 110, epoch + 190, epoch + 150)
+    );
+    assert_eq!(
+        events(&packets),
+        [Event {
+            t: epoch + 77,
+            x: 3,
+            y: 4,
+            p: true
+        }]
+    );
+}
+
+#[test]
+fn aedat2_dvs128_layout_follows_jaer() {
+    let mut f = b"#!AER-DAT2.0\r\n# AEChip: ch.unizh.ini.jaer.chip.retina.DVS128\r\n".to_vec();
+    // raw x = 10, raw y = 20, bit 0 = 0 (ON in jAER's DVS128 extractor).
+    let address: u32 = (20 << 8) | (10 << 1);
+    f.extend_from_slice(&address.to_be_bytes());
+    f.extend_from_slice(&1234i32.to_be_bytes());
+    f.extend_from_slice(&(address | 1).to_be_bytes());
+    f.extend_from_slice(&1235i32.to_be_bytes());
+    let source = open(f);
+    assert_eq!(source.info().streams[0].size, Some((128, 128)));
+    let got = events(&all_packets(source));
+    assert_eq!(
+        got,
+        [
+            Event {
+                t: 1234,
+                x: 117,
+                y: 107,
+                p: true
+            },
+            Event {
+                t: 1235,
+                x: 117,
+                y: 107,
+                p: false
+            }
+        ]
+    );
+}
+
+fn evt3(words: &[u16]) -> Vec<u8> {
+    let mut f = b"% evt 3.0\n% format EVT3;height=720;width=1280\n% end\n".to_vec();
+    for w in words {
+        f.extend_from_slice(&w.to_le_bytes());
+    }
+    f
+}
+
+#[test]
+fn evt3_vectors_triggers_and_words_before_time_high() {
+    let words = [
+        0x2005,               // ADDR_X before any TIME_HIGH: skipped
+        0x8001,               // TIME_HIGH = 1 -> t = 4096
+        0x6010,               // TIME_LOW = 16 -> t = 4112
+        0x0000 | 50,          // ADDR_Y 50
+        0x3000 | 100 | 0x800, // VECT_BASE_X 100, ON
+        0x4000 | 0b101,       // VECT_12: x = 100, 102; base -> 112
+        0x5000 | 0b1000_0001, // VECT_8: x = 112, 119; base -> 120
+        0x2000 | 7,           // ADDR_X 7, OFF
+        0xA001,               // EXT_TRIGGER value 1
+        0xE123,
+        0x7FFF, // OTHERS, CONTINUED: skipped
+    ];
+    let source = open(evt3(&words));
+    assert_eq!(source.info().streams[0].size, Some((1280, 720)));
+    let packets = all_packets(source);
+    let t = 4112;
+    let xs: Vec<(u16, bool)> = events(&packets).iter().map(|e| (e.x, e.p)).collect();
+    assert_eq!(
+        xs,
+        [
+            (100, true),
+            (102, true),
+            (112, true),
+            (119, true),
+            (7, false)
+        ]
+    );
+    assert!(events(&packets).iter().all(|e| e.t == t && e.y == 50));
+    assert!(packets
+        .iter()
+        .any(|p| matches!(p, PacketData::Triggers(v) if v[0].t == t && v[0].kind == 1)));
+}
+
+#[test]
+fn evt3_time_wraps_and_repeated_time_high_is_not_time_passing() {
+    let words = [0x8FFF, 0x8FFF, 0x0001, 0x2001, 0x8000, 0x2002];
+    let got = events(&all_packets(open(evt3(&words))));
+    assert_eq!(
+        got.iter().map(|e| e.t).collect::<Vec<_>>(),
+        [0xFFF << 12, 1 << 24]
+    );
+}
+
+#[test]
+fn raw_header_without_end_and_with_plugin_name() {
+    let mut f = b"% date 2020-01-01\n% plugin_name hal_plugin_imx636_evk4\n% evt 2.0\n".to_vec();
+    let words: [u32; 2] = [0x8000_0002, (1 << 28) | (3 << 22) | (5 << 11) | 6];
+    for w in words {
+        f.extend_from_slice(&w.to_le_bytes());
+    }
+    let source = open(f);
+    assert_eq!(source.info().streams[0].size, Some((1280, 720)));
+    assert_eq!(
+        events(&all_packets(source)),
+        [Event {
+            t: 2 << 6 | 3,
+            x: 5,
+            y: 6,
+            p: true
+        }]
+    );
+}
+
+#[test]
+fn npz_with_float_times_and_bad_arrays() {
+    let write = |t: Vec<f64>, x: Vec<u16>| -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut npz = npyz::npz::NpzWriter::new(&mut buf);
+            let opts = Default::default;
+            let n = t.len() as u64;
+            npz.array::<f64>("t", opts())
+                .unwrap()
+                .default_dtype()
+                .shape(&[n])
+                .begin_nd()
+                .unwrap()
+                .extend(t)
+                .unwrap();
+            npz.array::<u16>("x", opts())
+                .unwrap()
+                .default_dtype()
+                .shape(&[x.len() as u64])
+                .begin_nd()
+                .unwrap()
+                .extend(x)
+                .unwrap();
+            npz.array::<u16>("y", opts())
+                .unwrap()
+                .default_dtype()
+                .shape(&[n])
+                .begin_nd()
+                .unwrap()
+                .extend(vec![4u16; n as usize])
+                .unwrap();
+            npz.array::<u8>("p", opts())
+                .unwrap()
+                .default_dtype()
+                .shape(&[n])
+                .begin_nd()
+                .unwrap()
+                .extend(vec![1u8; n as usize])
+                .unwrap();
+        }
+        buf.into_inner()
+    };
+    let got = events(&all_packets(open(write(vec![10.0, 20.0], vec![1, 2]))));
+    assert_eq!(
+        got,
+        [
+            Event {
+                t: 10,
+                x: 1,
+                y: 4,
+                p: true
+            },
+            Event {
+                t: 20,
+                x: 2,
+                y: 4,
+                p: true
+            }
+        ]
+    );
+    let err = open_reader(
+        Cursor::new(write(vec![10.5], vec![1])),
+        "mem",
+        &OpenOptions::default(),
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(err.to_string().contains("not a whole number"), "{err}");
+    let err = open_reader(
+        Cursor::new(write(vec![1.0, 2.0], vec![1])),
+        "mem",
+        &OpenOptions::default(),
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(err.to_string().contains("arrays differ in length"), "{err}");
+}

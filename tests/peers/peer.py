@@ -1,0 +1,161 @@
+"""The vendors' own tools, driven by the Rust interop tests (tests/interop.rs).
+
+Writers record exactly what they were given in OUT.expected.csv (t,x,y,p) and, for frames,
+OUT.frames.csv (t,width,height,pixel_sum), so the Rust side compares event by event.
+
+  peer.py dv-write OUT --compression none|lz4|zstd --events N [--frames K] [--seed S]
+  peer.py faery-write OUT --version evt2|evt3|aedat4 --events N [--seed S]
+  peer.py dv-read FILE          # prints what dv-processing reads: events CSV, then frames
+  peer.py dv-serve --tcp PORT | --unix PATH --events N --expected CSV [--seed S]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import dv_processing as dv
+import faery
+import numpy as np
+
+WIDTH, HEIGHT = 346, 260
+T0 = 1_764_000_000_000_000
+
+
+def random_events(n, seed, t0=T0, span_us=None):
+    """Time-sorted random events; `span_us` spreads them over that long (default 20 per µs)."""
+    rng = np.random.default_rng(seed)
+    events = np.zeros(n, dtype=faery.EVENTS_DTYPE)
+    span = span_us if span_us is not None else max(1, n // 20)
+    events["t"] = t0 + np.sort(rng.integers(0, span, n)).astype(np.uint64)
+    events["x"] = rng.integers(0, WIDTH, n)
+    events["y"] = rng.integers(0, HEIGHT, n)
+    events["on"] = rng.random(n) < 0.5
+    return events
+
+
+def write_csv(path, events):
+    with open(path, "w") as f:
+        f.write("t,x,y,p\n")
+        for t, x, y, p in zip(events["t"].tolist(), events["x"].tolist(), events["y"].tolist(), events["on"].tolist()):
+            f.write(f"{t},{x},{y},{int(p)}\n")
+
+
+def event_store(events):
+    store = dv.EventStore()
+    for t, x, y, p in zip(events["t"].tolist(), events["x"].tolist(), events["y"].tolist(), events["on"].tolist()):
+        store.push_back(t, x, y, p)
+    return store
+
+
+def dv_write(args):
+    compression = {"none": dv.CompressionType.NONE, "lz4": dv.CompressionType.LZ4, "zstd": dv.CompressionType.ZSTD}[args.compression]
+    events = random_events(args.events, args.seed)
+    config = dv.io.MonoCameraWriter.Config("peer")
+    config.addEventStream((WIDTH, HEIGHT))
+    if args.frames:
+        config.addFrameStream((WIDTH, HEIGHT))
+    config.compression = compression
+    writer = dv.io.MonoCameraWriter(args.out, config)
+    rng = np.random.default_rng(args.seed + 1)
+    frames = []
+    # Interleave: a frame, then the events up to the next frame time, as a camera would.
+    chunks = np.array_split(events, max(1, args.frames))
+    for i, chunk in enumerate(chunks):
+        if args.frames:
+            t = int(chunk["t"][0]) if len(chunk) else T0 + i
+            image = rng.integers(0, 256, (HEIGHT, WIDTH), dtype=np.uint8)
+            writer.writeFrame(dv.Frame(t, image))
+            frames.append((t, WIDTH, HEIGHT, int(image.sum(dtype=np.int64))))
+        if len(chunk):
+            writer.writeEvents(event_store(chunk))
+    del writer
+    write_csv(args.out + ".expected.csv", events)
+    with open(args.out + ".frames.csv", "w") as f:
+        f.write("t,width,height,pixel_sum\n")
+        for row in frames:
+            f.write(",".join(map(str, row)) + "\n")
+
+
+def faery_write(args):
+    # EVT 3.0 keeps 24 bits of time: spread over 40 s so the 2^24 µs wrap is crossed twice.
+    events = random_events(args.events, args.seed, t0=1000, span_us=40_000_000)
+    stream = faery.events_stream_from_array(events, dimensions=(WIDTH, HEIGHT))
+    kwargs = {"version": args.version} if args.version != "aedat4" else {}
+    stream.to_file(args.out, zero_t0=False, **kwargs)
+    write_csv(args.out + ".expected.csv", events)
+
+
+def dv_read(args):
+    reader = dv.io.MonoCameraRecording(args.file)
+    out = sys.stdout
+    out.write("t,x,y,p\n")
+    while True:
+        batch = reader.getNextEventBatch()
+        if batch is None:
+            break
+        for t, x, y, p in zip(batch.timestamps().tolist(), batch.coordinates()[:, 0].tolist(),
+                              batch.coordinates()[:, 1].tolist(), batch.polarities().tolist()):
+            out.write(f"{t},{x},{y},{int(p)}\n")
+    if reader.isFrameStreamAvailable():
+        while True:
+            frame = reader.getNextFrame()
+            if frame is None:
+                break
+            image = frame.image
+            out.write(f"frame,{frame.timestamp},{image.shape[1]},{image.shape[0]},{int(image.sum(dtype=np.int64))}\n")
+
+
+def dv_serve(args):
+    events = random_events(args.events, args.seed)
+    write_csv(args.expected, events)
+    stream = dv.io.Stream.EventStream(0, "events", "peer", (WIDTH, HEIGHT))
+    if args.tcp:
+        server = dv.io.NetworkWriter("127.0.0.1", args.tcp, stream)
+    else:
+        server = dv.io.NetworkWriter(args.unix, stream)
+    print("listening", flush=True)
+    deadline = time.monotonic() + 30
+    while server.getClientCount() < 1:
+        if time.monotonic() > deadline:
+            sys.exit("no client connected within 30 s")
+        time.sleep(0.01)
+    for chunk in np.array_split(events, 20):
+        server.writeEvents(event_store(chunk))
+    while server.getQueuedPacketCount() > 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    # The end of the stream is the server going away. NetworkWriter's destructor can block
+    # joining its I/O thread, so leave the way a killed server would: the kernel closes sockets.
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("dv-write")
+    p.add_argument("out")
+    p.add_argument("--compression", required=True)
+    p.add_argument("--events", type=int, required=True)
+    p.add_argument("--frames", type=int, default=0)
+    p.add_argument("--seed", type=int, default=1)
+    p = sub.add_parser("faery-write")
+    p.add_argument("out")
+    p.add_argument("--version", required=True)
+    p.add_argument("--events", type=int, required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p = sub.add_parser("dv-read")
+    p.add_argument("file")
+    p = sub.add_parser("dv-serve")
+    p.add_argument("--tcp", type=int)
+    p.add_argument("--unix")
+    p.add_argument("--events", type=int, required=True)
+    p.add_argument("--expected", required=True)
+    p.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    {"dv-write": dv_write, "faery-write": faery_write, "dv-read": dv_read, "dv-serve": dv_serve}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

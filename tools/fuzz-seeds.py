@@ -1,0 +1,60 @@
+"""Builds each fuzz target's seed corpus from the test fixtures: the part after the header or
+magic that the target itself prepends, cut to 64 KB so runs stay fast.
+
+usage: python3 fuzz-seeds.py CORPUS_DIR
+"""
+
+import pathlib
+import sys
+
+DATA = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data"
+LIMIT = 64 << 10
+
+
+def after_line(data: bytes, marker: bytes) -> bytes:
+    at = data.find(marker)
+    return data[data.index(b"\n", at) + 1:] if at >= 0 else data
+
+
+def after_header(data: bytes, comment: bytes) -> bytes:
+    """Skips header lines starting with `comment`."""
+    at = 0
+    while data.startswith(comment, at):
+        at = data.index(b"\n", at) + 1
+    return data[at:]
+
+
+def seeds():
+    for path in sorted(DATA.iterdir()):
+        data = path.read_bytes()
+        if path.suffix == ".aedat4":
+            yield "aedat4", path.name, data[14:]
+            yield "aedat4_stream", path.name, data[14:]
+        elif path.suffix == ".raw":
+            body = after_header(data, b"%")
+            yield ("evt3" if b"evt 3.0" in data[:200] else "evt2"), path.name, body
+        elif path.suffix == ".aedat" and data.startswith(b"#!AER-DAT3.1"):
+            yield "aedat31", path.name, after_line(data, b"#!END-HEADER")
+        elif path.suffix == ".aedat":
+            yield "aedat2", path.name, after_header(data, b"#")
+        else:
+            continue
+        yield "detect", path.name, data
+
+
+def main():
+    out = pathlib.Path(sys.argv[1])
+    for target, name, data in seeds():
+        d = out / target
+        d.mkdir(parents=True, exist_ok=True)
+        (d / name).write_bytes(data[:LIMIT])
+    (out / "npz").mkdir(parents=True, exist_ok=True)
+    # A small real .npz (t, x, y, p as int64/uint16/uint16/bool), written by numpy's format.
+    npz = DATA / "sample_events.npz"
+    if npz.exists():
+        (out / "npz" / npz.name).write_bytes(npz.read_bytes()[4:])
+        (out / "detect" / npz.name).write_bytes(npz.read_bytes())
+
+
+if __name__ == "__main__":
+    main()

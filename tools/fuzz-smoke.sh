@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every decoder's fuzz target for N seconds (default 10), seeded from tests/data.
+# cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP=1 lets the stable toolchain build them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-10}"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz@0.13.2
+export RUSTC_BOOTSTRAP=1
+python3 tools/fuzz-seeds.py fuzz/corpus
+for target in aedat4 aedat4_stream aedat31 aedat2 evt2 evt3 npz detect; do
+    echo "fuzz: $target for ${seconds}s"
+    cargo fuzz run "$target" "fuzz/corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 \
+        -max_len=262144 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|==|SUMMARY|Done)" || true
+    # A crash leaves an artifact and a non-zero status: fail loudly.
+    if ls "fuzz/artifacts/$target"/crash-* "fuzz/artifacts/$target"/oom-* "fuzz/artifacts/$target"/timeout-* >/dev/null 2>&1; then
+        echo "fuzz: $target found a failing input in fuzz/artifacts/$target" >&2
+        exit 1
+    fi
+done

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 / Ubuntu machine (as root) to build, run and test safed.
+# Idempotent: every step checks before it acts. What it does:
+#   1. apt: a C toolchain (liblz4/zstd are built from source by their crates), Python venv.
+#   2. Rust: uses the cargo on PATH (>= 1.80); a missing one is installed from apt where
+#      the distribution's is new enough, else the script says how to get one.
+#   3. .venv/: the vendors' tools from PyPI (dv-processing, faery) for interop tests.
+#   4. tools/ort/lib/: the ONNX Runtime shared library, out of the onnxruntime wheel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ORT_VERSION=1.32.0
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+need_apt=()
+for pkg in build-essential pkg-config python3-venv python3-pip ca-certificates; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    say "apt-get install ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+rust_ok() {
+    command -v cargo >/dev/null 2>&1 || return 1
+    local v
+    v=$(rustc --version | awk '{print $2}')
+    [ "$(printf '%s\n1.80.0\n' "$v" | sort -V | head -n1)" = "1.80.0" ]
+}
+if ! rust_ok; then
+    say "no Rust >= 1.80 on PATH; trying the distribution's"
+    apt-get install -y -qq --no-install-recommends cargo rustc >/dev/null 2>&1 || true
+    rust_ok || { say "Rust >= 1.80 is needed: install it with rustup (https://rustup.rs), then re-run"; exit 1; }
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import dv_processing, faery' 2>/dev/null; then
+    say "creating .venv with the interop peers (dv-processing, faery)"
+    rm -rf .venv
+    python3 -m venv .venv
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements-test.txt
+fi
+
+lib=tools/ort/lib/libonnxruntime.so
+if [ ! -f "$lib" ]; then
+    say "fetching the ONNX Runtime $ORT_VERSION library (onnxruntime wheel from PyPI)"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        "onnxruntime==$ORT_VERSION" -d "$tmp"
+    mkdir -p tools/ort/lib
+    python3 - "$tmp"/onnxruntime-*.whl "$lib" <<'PY'
+import sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.startswith("onnxruntime/capi/libonnxruntime.so"))
+    with z.open(name) as src, open(out, "wb") as dst:
+        dst.write(src.read())
+PY
+fi
+say "ready"

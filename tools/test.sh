@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: setup, unit + integration tests (fixtures, bad input, live streams,
+# interop with dv-processing and faery), then a short fuzz run of every decoder.
+# FUZZ_SECONDS (default 10) sets each fuzz target's run; 0 skips fuzzing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+
+# Keep build products between runs outside the clone when the caller does not choose.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/safed-target}"
+export SAFED_VENV="$PWD/.venv"
+
+cargo test --workspace --locked 2>&1
+
+if [ "${FUZZ_SECONDS:-10}" != 0 ]; then
+    bash tools/fuzz-smoke.sh "${FUZZ_SECONDS:-10}"
+fi
