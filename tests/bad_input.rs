@@ -237,3 +237,33 @@ fn aedat31_without_end_of_header_is_truncated() {
     let err = open_bytes(b"#!AER-DAT3.1\r\n#Format: RAW\r\n".to_vec(), 1).unwrap_err();
     assert!(err.to_string().contains("#!END-HEADER"), "{err}");
 }
+
+#[test]
+fn truncated_files_on_disk_read_by_position_say_where_they_end() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "dv_events_none.aedat4",
+        "dv_events_lz4.aedat4",
+        "dv_events_zstd.aedat4",
+    ] {
+        let bytes = fixture(name);
+        // Cuts inside the packets (these files end with a data table, which packets never read).
+        for cut in [bytes.len() / 3, bytes.len() / 2] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let p = path.to_str().unwrap();
+            for threads in [1, 2] {
+                let opts = OpenOptions {
+                    decode_threads: threads,
+                    ..OpenOptions::default()
+                };
+                let err = drain(safed::events::open_with(p, &opts).unwrap()).unwrap_err();
+                assert!(
+                    matches!(err, EventError::Truncated { offset, .. } if offset == cut as u64),
+                    "{name} cut {cut} threads {threads}: {err}"
+                );
+                assert!(err.to_string().starts_with(p), "{err}");
+            }
+        }
+    }
+}

@@ -21,6 +21,10 @@ impl<R: BufRead> ByteInput<R> {
         &self.place
     }
 
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     pub fn offset(&self) -> u64 {
         self.place.offset
     }

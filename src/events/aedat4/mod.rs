@@ -7,15 +7,20 @@
 mod info_node;
 mod packet;
 mod parallel;
+mod positioned;
 mod schema;
 pub mod writer;
 
-use std::io::BufRead;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
 
 use super::{
-    ByteInput, EventError, EventSource, Format, Packet, SourceInfo, StreamInfo, StreamKind,
+    ByteInput, EventError, EventSource, Format, Packet, Place, SourceInfo, StreamInfo, StreamKind,
 };
 use packet::{PacketDecoder, RawPacket};
+use parallel::{Job, Pipeline};
+use positioned::FileFramer;
 use schema::{size_prefixed_root, IoHeader};
 
 pub const MAGIC: &[u8] = b"#!AER-DAT4.0\r\n";
@@ -61,12 +66,52 @@ struct Framer<R> {
     kinds: Vec<Option<StreamKind>>,
 }
 
-/// Where the next packet's body is and what it holds.
-struct PacketHead {
+/// Where a packet's body is and what it holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PacketHead {
     stream: u32,
     kind: StreamKind,
     size: u64,
     body_at: u64,
+}
+
+/// Checks an 8-byte packet header read at `at`: a declared stream, a size within bounds.
+fn parse_head(
+    header: [u8; 8],
+    at: u64,
+    kinds: &[Option<StreamKind>],
+    place: &Place,
+) -> Result<PacketHead, EventError> {
+    let stream = i32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let size = i32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if size < 0 {
+        return Err(place.malformed_at(at, format!("packet size {size} is negative")));
+    }
+    let size = size as u64;
+    if size > MAX_PACKET {
+        return Err(EventError::TooLarge {
+            input: place.input.clone(),
+            offset: at,
+            what: "a packet body",
+            value: size,
+            limit: MAX_PACKET,
+        });
+    }
+    let kind = usize::try_from(stream)
+        .ok()
+        .and_then(|i| kinds.get(i).copied().flatten());
+    let Some(kind) = kind else {
+        return Err(place.malformed_at(
+            at,
+            format!("packet of stream {stream}, which the IO header does not declare"),
+        ));
+    };
+    Ok(PacketHead {
+        stream: stream as u32,
+        kind,
+        size,
+        body_at: at + 8,
+    })
 }
 
 impl<R: BufRead> Framer<R> {
@@ -89,40 +134,11 @@ impl<R: BufRead> Framer<R> {
                         .truncated(format!("a packet header (8 bytes, got {got})")))
                 }
             }
-            let stream = i32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-            let size = i32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-            if size < 0 {
-                return Err(self
-                    .input
-                    .place()
-                    .malformed_at(at, format!("packet size {size} is negative")));
+            let head = parse_head(header, at, &self.kinds, self.input.place())?;
+            if head.kind != StreamKind::Other {
+                return Ok(Some(head));
             }
-            let size = size as u64;
-            if size > MAX_PACKET {
-                return Err(self
-                    .input
-                    .place()
-                    .too_large("a packet body", size, MAX_PACKET));
-            }
-            let kind = usize::try_from(stream)
-                .ok()
-                .and_then(|i| self.kinds.get(i).copied().flatten());
-            let Some(kind) = kind else {
-                return Err(self.input.place().malformed_at(
-                    at,
-                    format!("packet of stream {stream}, which the IO header does not declare"),
-                ));
-            };
-            if kind == StreamKind::Other {
-                self.input.skip(size, "a packet body")?;
-                continue;
-            }
-            return Ok(Some(PacketHead {
-                stream: stream as u32,
-                kind,
-                size,
-                body_at: at + 8,
-            }));
+            self.input.skip(head.size, "a packet body")?;
         }
     }
 
@@ -207,57 +223,57 @@ enum Mode<R> {
         decoder: PacketDecoder,
         scratch: Vec<u8>,
     },
-    Parallel(parallel::Pipeline),
+    Parallel(Pipeline),
 }
 
 impl<R: BufRead + Send + 'static> Aedat4Source<R> {
-    /// A file: the magic line, then the IO header. `threads` > 1 decodes packets on that many
-    /// worker threads (output order is kept).
+    /// A file from any reader: the magic line, then the IO header. `threads` > 1 decodes
+    /// compressed packets on that many worker threads (output order is kept).
     pub fn open_file(reader: R, name: &str, threads: usize) -> Result<Self, EventError> {
         let mut input = ByteInput::new(reader, name);
-        let mut magic = [0u8; MAGIC.len()];
-        input.read_exact(&mut magic, "the AEDAT4 magic line #!AER-DAT4.0")?;
-        if magic != MAGIC {
-            let (want, found) = (
-                String::from_utf8_lossy(MAGIC),
-                String::from_utf8_lossy(&magic),
-            );
-            return Err(input
-                .place()
-                .malformed_at(0, format!("expected {want:?}, found {found:?}")));
-        }
-        Self::after_magic(input, Format::Aedat4, threads)
+        read_magic(&mut input)?;
+        let (header, framer) = Self::read_header_and_framer(input, Format::Aedat4)?;
+        // Uncompressed packets from a plain reader are memory-bound: threads only add copies.
+        let threads = if header.compression == Compression::None {
+            1
+        } else {
+            threads
+        };
+        Self::start(header, framer, threads)
     }
 
     /// A live stream: the IO header comes first, with no magic line; packets decode inline.
     pub fn open_stream(reader: R, name: &str) -> Result<Self, EventError> {
-        Self::after_magic(ByteInput::new(reader, name), Format::Aedat4Stream, 1)
+        let (header, framer) =
+            Self::read_header_and_framer(ByteInput::new(reader, name), Format::Aedat4Stream)?;
+        Self::start(header, framer, 1)
     }
 
-    fn after_magic(
+    fn read_header_and_framer(
         mut input: ByteInput<R>,
         format: Format,
-        threads: usize,
-    ) -> Result<Self, EventError> {
+    ) -> Result<(Header, Framer<R>), EventError> {
         let header = read_header(&mut input, format)?;
-        let mut kinds = Vec::new();
-        for s in &header.streams {
-            let id = s.id as usize;
-            if kinds.len() <= id {
-                kinds.resize(id + 1, None);
-            }
-            kinds[id] = Some(s.kind);
-        }
-        let name = input.place().input.clone();
-        let decoder = PacketDecoder::new(name.clone(), header.compression);
+        let kinds = stream_kinds(&header.streams);
         let framer = Framer {
             input,
             data_end: header.data_end,
             kinds,
         };
-        // Uncompressed packets are memory-bound: threads only add copies.
-        let mode = if threads > 1 && header.compression != Compression::None {
-            Mode::Parallel(parallel::Pipeline::start(framer, decoder, threads))
+        Ok((header, framer))
+    }
+
+    fn start(header: Header, mut framer: Framer<R>, threads: usize) -> Result<Self, EventError> {
+        let place = framer.input.place().clone();
+        let decoder = PacketDecoder::new(place.input.clone(), header.compression);
+        let mode = if threads > 1 {
+            let next_job = move || {
+                let mut raw = RawPacket::default();
+                Ok(framer.next_owned(&mut raw)?.then_some(Job::Owned(raw)))
+            };
+            let pipeline = Pipeline::start(next_job, None, decoder, place.clone(), threads)
+                .map_err(|e| place.io(e))?;
+            Mode::Parallel(pipeline)
         } else {
             Mode::Inline {
                 framer,
@@ -270,10 +286,76 @@ impl<R: BufRead + Send + 'static> Aedat4Source<R> {
                 format: header.format,
                 streams: header.streams,
             },
-            name,
+            name: place.input,
             mode,
         })
     }
+}
+
+impl Aedat4Source<BufReader<File>> {
+    /// A file on disk. With `threads` > 1, workers read packet bodies by position (pread) and
+    /// decode them, so that reading the page cache is spread over the workers too.
+    pub fn open_path(
+        reader: BufReader<File>,
+        name: &str,
+        threads: usize,
+    ) -> Result<Self, EventError> {
+        let mut input = ByteInput::new(reader, name);
+        read_magic(&mut input)?;
+        if threads <= 1 {
+            let (header, framer) = Self::read_header_and_framer(input, Format::Aedat4)?;
+            return Self::start(header, framer, 1);
+        }
+        let header = read_header(&mut input, Format::Aedat4)?;
+        let place = input.place().clone();
+        let file = Arc::new(input.into_inner().into_inner());
+        let mut framer = FileFramer::new(
+            Arc::clone(&file),
+            place.clone(),
+            header.data_end,
+            stream_kinds(&header.streams),
+        )?;
+        let decoder = PacketDecoder::new(place.input.clone(), header.compression);
+        let next_job = move || Ok(framer.next()?.map(Job::At));
+        let pipeline = Pipeline::start(next_job, Some(file), decoder, place.clone(), threads)
+            .map_err(|e| place.io(e))?;
+        Ok(Aedat4Source {
+            info: SourceInfo {
+                format: header.format,
+                streams: header.streams,
+            },
+            name: place.input,
+            mode: Mode::Parallel(pipeline),
+        })
+    }
+}
+
+fn read_magic<R: BufRead>(input: &mut ByteInput<R>) -> Result<(), EventError> {
+    let mut magic = [0u8; MAGIC.len()];
+    input.read_exact(&mut magic, "the AEDAT4 magic line #!AER-DAT4.0")?;
+    if magic != MAGIC {
+        let (want, found) = (
+            String::from_utf8_lossy(MAGIC),
+            String::from_utf8_lossy(&magic),
+        );
+        return Err(input
+            .place()
+            .malformed_at(0, format!("expected {want:?}, found {found:?}")));
+    }
+    Ok(())
+}
+
+/// Kind of each stream id, indexed by id (ids are small: at most 1024).
+fn stream_kinds(streams: &[StreamInfo]) -> Vec<Option<StreamKind>> {
+    let mut kinds = Vec::new();
+    for s in streams {
+        let id = s.id as usize;
+        if kinds.len() <= id {
+            kinds.resize(id + 1, None);
+        }
+        kinds[id] = Some(s.kind);
+    }
+    kinds
 }
 
 impl<R: BufRead + Send + 'static> EventSource for Aedat4Source<R> {

@@ -1,16 +1,25 @@
-//! Packet decoding on worker threads, for files: a framer thread cuts raw packets, workers
+//! Packet decoding on worker threads, for files: a framer thread cuts packets, workers
 //! decompress and decode them, and `next` hands them out in input order. Channels are bounded,
 //! so at most a few packets per worker are in flight; dropping the pipeline stops every thread.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
 use std::thread;
 
 use crossbeam_channel::{bounded, Receiver};
 
 use super::packet::{PacketDecoder, RawPacket};
-use super::Framer;
-use crate::events::{EventError, Packet};
+use super::positioned::read_body;
+use super::PacketHead;
+use crate::events::{EventError, Packet, Place};
+
+/// What the framer hands a worker: a body it read, or where to read one (positioned files).
+pub enum Job {
+    Owned(RawPacket),
+    At(PacketHead),
+}
 
 type Numbered<T> = (u64, T);
 
@@ -22,51 +31,63 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn start<R: BufRead + Send + 'static>(
-        mut framer: Framer<R>,
+    /// `next_job` runs on the framer thread until it returns `None` or an error; `file` is
+    /// where `Job::At` bodies are read from.
+    pub fn start(
+        mut next_job: impl FnMut() -> Result<Option<Job>, EventError> + Send + 'static,
+        file: Option<Arc<File>>,
         decoder: PacketDecoder,
+        place: Place,
         workers: usize,
-    ) -> Self {
+    ) -> io::Result<Self> {
         let in_flight = 2 * workers;
-        let (raw_tx, raw_rx) = bounded::<Numbered<Result<RawPacket, EventError>>>(in_flight);
+        let (job_tx, job_rx) = bounded::<Numbered<Result<Job, EventError>>>(in_flight);
         let (out_tx, out_rx) = bounded(in_flight);
         thread::Builder::new()
             .name("aedat4-framer".into())
             .spawn(move || {
                 for seq in 0.. {
-                    let mut raw = RawPacket::default();
-                    let item = match framer.next_owned(&mut raw) {
-                        Ok(true) => Ok(raw),
-                        Ok(false) => return,
+                    let item = match next_job() {
+                        Ok(Some(job)) => Ok(job),
+                        Ok(None) => return,
                         Err(e) => Err(e),
                     };
                     let stop = item.is_err();
-                    if raw_tx.send((seq, item)).is_err() || stop {
+                    if job_tx.send((seq, item)).is_err() || stop {
                         return;
                     }
                 }
-            })
-            .expect("spawning a thread");
+            })?;
         for i in 0..workers {
-            let (raw_rx, out_tx, mut decoder) = (raw_rx.clone(), out_tx.clone(), decoder.clone());
+            let (job_rx, out_tx, mut decoder) = (job_rx.clone(), out_tx.clone(), decoder.clone());
+            let (file, place) = (file.clone(), place.clone());
             thread::Builder::new()
                 .name(format!("aedat4-decode-{i}"))
                 .spawn(move || {
-                    for (seq, item) in raw_rx {
-                        let result = item.and_then(|raw| decoder.decode_raw(&raw));
+                    let mut body = Vec::new();
+                    for (seq, item) in job_rx {
+                        let result = item.and_then(|job| match job {
+                            Job::Owned(raw) => decoder.decode_raw(&raw),
+                            Job::At(head) => {
+                                let file = file
+                                    .as_deref()
+                                    .expect("positioned jobs come with their file");
+                                read_body(file, &head, &mut body, &place)?;
+                                decoder.decode(head.stream, head.kind, head.body_at, &body)
+                            }
+                        });
                         if out_tx.send((seq, result)).is_err() {
                             return;
                         }
                     }
-                })
-                .expect("spawning a thread");
+                })?;
         }
-        Pipeline {
+        Ok(Pipeline {
             results: out_rx,
             waiting: BTreeMap::new(),
             next_seq: 0,
             done: false,
-        }
+        })
     }
 
     pub fn next(&mut self) -> Result<Option<Packet>, EventError> {

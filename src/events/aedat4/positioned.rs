@@ -1,0 +1,89 @@
+//! Files read by position: the framer reads only the 8-byte packet headers, and each worker
+//! reads its own packet body with `pread` into a buffer it reuses. Reading the page cache is
+//! then spread over the workers too, which is what bounds uncompressed files.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use super::{parse_head, PacketHead};
+use crate::events::{EventError, Place, StreamKind};
+
+pub struct FileFramer {
+    file: Arc<File>,
+    place: Place,
+    /// Where packets end: the file's length at open, or the data table if it comes first.
+    end: u64,
+    file_len: u64,
+    kinds: Vec<Option<StreamKind>>,
+}
+
+impl FileFramer {
+    pub fn new(
+        file: Arc<File>,
+        place: Place,
+        data_end: Option<u64>,
+        kinds: Vec<Option<StreamKind>>,
+    ) -> Result<Self, EventError> {
+        let file_len = file.metadata().map_err(|e| place.io(e))?.len();
+        let end = data_end.map_or(file_len, |d| d.min(file_len));
+        Ok(FileFramer {
+            file,
+            place,
+            end,
+            file_len,
+            kinds,
+        })
+    }
+
+    /// The next packet's header; its body is left for a worker to read.
+    pub fn next(&mut self) -> Result<Option<PacketHead>, EventError> {
+        loop {
+            let at = self.place.offset;
+            if at >= self.end {
+                return Ok(None);
+            }
+            let mut header = [0u8; 8];
+            let got = self.file_len.saturating_sub(at).min(8) as usize;
+            self.file
+                .read_exact_at(&mut header[..got], at)
+                .map_err(|e| self.place.io(e))?;
+            if got < 8 {
+                self.place.offset = self.file_len;
+                return Err(self
+                    .place
+                    .truncated(format!("a packet header (8 bytes, got {got})")));
+            }
+            self.place.offset = at + 8;
+            let head = parse_head(header, at, &self.kinds, &self.place)?;
+            let body_end = head.body_at + head.size;
+            if body_end > self.file_len {
+                let got = self.file_len - head.body_at;
+                self.place.offset = self.file_len;
+                return Err(self
+                    .place
+                    .truncated(format!("a packet body ({} bytes, got {got})", head.size)));
+            }
+            self.place.offset = body_end;
+            if head.kind != StreamKind::Other {
+                return Ok(Some(head));
+            }
+        }
+    }
+}
+
+/// Reads a packet body at its offset into `buf` (resized, reused).
+pub fn read_body(
+    file: &File,
+    head: &PacketHead,
+    buf: &mut Vec<u8>,
+    place: &Place,
+) -> Result<(), EventError> {
+    buf.resize(head.size as usize, 0);
+    file.read_exact_at(buf, head.body_at)
+        .map_err(|err| EventError::Io {
+            input: place.input.clone(),
+            offset: head.body_at,
+            err,
+        })
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The decode benchmark: writes 10 M-event files with the vendors' writers (once, into
+# BENCH_DIR), then times whole-file decoding by safed and by the peers (dv-processing's reader,
+# faery's decoder) in the same run, and prints the README's table.
+#   usage: tools/bench/decode.sh [BENCH_DIR]   (default: target/bench-data)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash tools/setup.sh
+dir="${1:-target/bench-data}"
+repeat="${REPEAT:-7}"
+.venv/bin/python tools/bench/make_files.py "$dir"
+cargo build --release --quiet
+files=("$dir"/dv_none.aedat4 "$dir"/dv_lz4.aedat4 "$dir"/dv_zstd.aedat4 "$dir"/faery_evt2.raw "$dir"/faery_evt3.raw)
+ours=$(mktemp) peers=$(mktemp)
+trap 'rm -f "$ours" "$peers"' EXIT
+./target/release/safed bench-decode --json --repeat "$repeat" "${files[@]}" >"$ours"
+.venv/bin/python tools/bench/peers.py --repeat "$repeat" "${files[@]}" >"$peers"
+.venv/bin/python tools/bench/table.py "$ours" "$peers"
