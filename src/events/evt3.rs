@@ -12,7 +12,10 @@ const WRAP: i64 = 1 << 24;
 /// TIME_HIGH going back by more than half its range is a wrap, not sensor jitter.
 const WRAP_THRESHOLD: i64 = 1 << 11;
 
-#[derive(Debug, Default)]
+/// The decoder's state between words. `decode` works on a copy in locals (registers) and
+/// writes it back once per chunk: the struct fields would otherwise be reloaded around every
+/// push.
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Evt3Decoder {
     started: bool,
     /// Accumulated wraps of the 24-bit time, in µs.
@@ -28,20 +31,18 @@ impl Evt3Decoder {
     fn t(&self) -> i64 {
         self.epoch + (self.time_high << 12 | self.time_low)
     }
+}
 
-    fn vector(&mut self, mut mask: u32, width: u16, events: &mut Vec<Event>) {
-        let (t, y, p) = (self.t(), self.y, self.polarity);
-        while mask != 0 {
-            let i = mask.trailing_zeros() as u16;
-            events.push(Event {
-                t,
-                x: self.base_x.wrapping_add(i),
-                y,
-                p,
-            });
-            mask &= mask - 1;
-        }
-        self.base_x = self.base_x.wrapping_add(width);
+fn push_vector(events: &mut Vec<Event>, mut mask: u32, base_x: u16, t: i64, y: u16, p: bool) {
+    while mask != 0 {
+        let i = mask.trailing_zeros() as u16;
+        events.push(Event {
+            t,
+            x: base_x.wrapping_add(i),
+            y,
+            p,
+        });
+        mask &= mask - 1;
     }
 }
 
@@ -50,43 +51,52 @@ impl WordDecoder for Evt3Decoder {
 
     fn decode(&mut self, bytes: &[u8], events: &mut Vec<Event>, triggers: &mut Vec<Trigger>) {
         events.reserve(bytes.len() / 2);
+        let mut s = *self;
+        let mut t = s.t();
         for w in bytes.chunks_exact(2) {
             let w = u16::from_le_bytes([w[0], w[1]]);
-            let kind = w >> 12;
             let value = w & 0x0FFF;
-            if kind == 0x8 {
-                let high = value as i64;
-                if self.started && self.time_high - high > WRAP_THRESHOLD {
-                    self.epoch += WRAP;
+            match w >> 12 {
+                0x8 => {
+                    let high = value as i64;
+                    if s.started && s.time_high - high > WRAP_THRESHOLD {
+                        s.epoch += WRAP;
+                    }
+                    s.time_high = high;
+                    s.started = true;
+                    t = s.t();
                 }
-                self.time_high = high;
-                self.started = true;
-                continue;
-            }
-            if !self.started {
-                continue;
-            }
-            match kind {
-                0x0 => self.y = value & 0x7FF,
+                _ if !s.started => {}
+                0x0 => s.y = value & 0x7FF,
                 0x2 => events.push(Event {
-                    t: self.t(),
+                    t,
                     x: value & 0x7FF,
-                    y: self.y,
+                    y: s.y,
                     p: value & 0x800 != 0,
                 }),
-                0x3 => {
-                    self.base_x = value & 0x7FF;
-                    self.polarity = value & 0x800 != 0;
+                0x6 => {
+                    s.time_low = value as i64;
+                    t = s.t();
                 }
-                0x4 => self.vector(value as u32, 12, events),
-                0x5 => self.vector((value & 0xFF) as u32, 8, events),
-                0x6 => self.time_low = value as i64,
+                0x3 => {
+                    s.base_x = value & 0x7FF;
+                    s.polarity = value & 0x800 != 0;
+                }
+                0x4 => {
+                    push_vector(events, value as u32, s.base_x, t, s.y, s.polarity);
+                    s.base_x = s.base_x.wrapping_add(12);
+                }
+                0x5 => {
+                    push_vector(events, (value & 0xFF) as u32, s.base_x, t, s.y, s.polarity);
+                    s.base_x = s.base_x.wrapping_add(8);
+                }
                 0xA => triggers.push(Trigger {
-                    t: self.t(),
+                    t,
                     kind: (value & 1) as i8,
                 }),
                 _ => {}
             }
         }
+        *self = s;
     }
 }
