@@ -1,0 +1,10 @@
+//! Inference with ONNX Runtime: loading the runtime library (`runtime`), sessions with execution
+//! providers chosen by configuration, and the SAFE model contract (`model`).
+
+pub mod model;
+pub mod runtime;
+
+pub use model::{ModelError, SafeModel};
+/// The ONNX Runtime binding safed is built with, for tools that share its sessions.
+pub use ort;
+pub use runtime::{InferError, Provider, SessionConfig};

@@ -1,0 +1,176 @@
+//! The ONNX Runtime library is loaded at run time (ort's `load-dynamic`): from an explicit
+//! path, `ORT_DYLIB_PATH`, or the copy `tools/setup.sh` puts in `tools/ort/lib/`. A missing
+//! library is an error that says where we looked, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InferError {
+    #[error("ONNX Runtime library not found at {0} (run tools/setup.sh, or set ORT_DYLIB_PATH)")]
+    LibraryMissing(PathBuf),
+    #[error("loading ONNX Runtime from {path}: {err}")]
+    LibraryLoad { path: PathBuf, err: String },
+    #[error("{what}: {err}")]
+    Ort { what: String, err: ort::Error },
+}
+
+fn ort_err(what: impl Into<String>) -> impl FnOnce(ort::Error) -> InferError {
+    let what = what.into();
+    move |err| InferError::Ort { what, err }
+}
+
+/// Where the library is looked for when no path is given.
+pub fn default_library_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return PathBuf::from(p);
+    }
+    // Next to an installed binary (bin/../lib), else the development checkout.
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(lib) = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.join("lib/libonnxruntime.so"))
+        {
+            if lib.exists() {
+                return lib;
+            }
+        }
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/ort/lib/libonnxruntime.so")
+}
+
+static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+
+/// Loads the runtime once per process (later calls return the same environment).
+pub fn environment(library: Option<&Path>) -> Result<&'static Environment, InferError> {
+    if let Some(env) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let path = library
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_library_path);
+    if !path.exists() {
+        return Err(InferError::LibraryMissing(path));
+    }
+    let builder = ort::init_from(&path).map_err(|e| InferError::LibraryLoad {
+        path: path.clone(),
+        err: e.to_string(),
+    })?;
+    let env = builder
+        .with_name("safed")
+        .build()
+        .map_err(ort_err("creating the ONNX Runtime environment"))?;
+    Ok(ENVIRONMENT.get_or_init(|| env))
+}
+
+/// Which execution provider runs the graph.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    #[default]
+    Cpu,
+    Cuda,
+    Tensorrt,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub library: Option<PathBuf>,
+    pub provider: Provider,
+    pub device_id: i32,
+    /// Intra-op threads (0: ONNX Runtime's default, one per core).
+    pub threads: usize,
+    /// 0 disables graph optimisations, 1 basic, 2 extended, 3 all.
+    pub optimization: u8,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            library: None,
+            provider: Provider::Cpu,
+            device_id: 0,
+            threads: 0,
+            optimization: 3,
+        }
+    }
+}
+
+/// Creates a session for an ONNX model held in memory; `what` names it in errors.
+pub fn session(model: &[u8], config: &SessionConfig, what: &str) -> Result<Session, InferError> {
+    let env = environment(config.library.as_deref())?;
+    let level = match config.optimization {
+        0 => GraphOptimizationLevel::Disable,
+        1 => GraphOptimizationLevel::Level1,
+        2 => GraphOptimizationLevel::Level2,
+        _ => GraphOptimizationLevel::All,
+    };
+    let mut builder = Session::builder(env)
+        .map_err(ort_err(format!("{what}: session options")))?
+        .with_optimization_level(level)
+        .map_err(|e| InferError::Ort {
+            what: format!("{what}: optimisation level"),
+            err: e.into(),
+        })?;
+    if config.threads > 0 {
+        builder = builder
+            .with_intra_threads(config.threads)
+            .map_err(|e| InferError::Ort {
+                what: format!("{what}: thread count"),
+                err: e.into(),
+            })?;
+    }
+    builder = providers::apply(builder, config, what)?;
+    builder
+        .commit_from_memory(model)
+        .map_err(ort_err(format!("{what}: loading the model")))
+}
+
+mod providers {
+    use ort::ep;
+    use ort::session::builder::SessionBuilder;
+
+    use super::{InferError, Provider, SessionConfig};
+
+    /// Registers the configured provider. A GPU provider that cannot be registered is an
+    /// error: a config that asks for a GPU must not silently run on the CPU.
+    pub fn apply(
+        builder: SessionBuilder,
+        config: &SessionConfig,
+        what: &str,
+    ) -> Result<SessionBuilder, InferError> {
+        let provider = match config.provider {
+            Provider::Cpu => return Ok(builder),
+            Provider::Cuda => ep::CUDA::default()
+                .with_device_id(config.device_id)
+                .build()
+                .error_on_failure(),
+            Provider::Tensorrt => ep::TensorRT::default()
+                .with_device_id(config.device_id)
+                .build()
+                .error_on_failure(),
+        };
+        builder
+            .with_execution_providers([provider])
+            .map_err(|e| InferError::Ort {
+                what: format!("{what}: execution provider {:?}", config.provider),
+                err: e.into(),
+            })
+    }
+}

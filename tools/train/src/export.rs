@@ -1,0 +1,145 @@
+//! Turning weights into the ONNX graphs safed runs: the text features are computed once (the
+//! text encoder as its own graph, run with ONNX Runtime), then the full graph and the split
+//! pair (per-image encoder + fusion) are written with the metadata safed checks at load.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use safed::infer::ort::value::TensorRef;
+use safed::infer::{runtime, SessionConfig};
+
+use crate::config::SafeConfig;
+use crate::onnx::builder::{encode, GraphBuilder};
+use crate::onnx::safe::{self, Export};
+use crate::tokenizer::Tokenizer;
+use crate::weights::Weights;
+
+pub const MEAN: [f32; 3] = [0.5, 0.5, 0.5];
+pub const STD: [f32; 3] = [0.5, 0.5, 0.5];
+
+/// Class names, one per line (blank lines ignored).
+pub fn read_labels(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the labels file", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
+/// The token rows of the labels and the flat index of each row's end token.
+pub fn tokens(labels: &[String], context: i64) -> Result<(Vec<i64>, Vec<i64>)> {
+    let tok = Tokenizer::new()?;
+    let (mut rows, mut eot) = (Vec::new(), Vec::new());
+    for (c, label) in labels.iter().enumerate() {
+        let row = tok.tokenize(label, context as usize)?;
+        let end = row
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, &v)| v)
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        eot.push(c as i64 * context + end as i64);
+        rows.extend(row);
+    }
+    Ok((rows, eot))
+}
+
+/// CLIP text features of the labels, [C, E] row-major.
+pub fn text_features(
+    w: &Weights,
+    c: &SafeConfig,
+    labels: &[String],
+    session: &SessionConfig,
+) -> Result<Vec<f32>> {
+    let (rows, eot) = tokens(labels, c.context)?;
+    let mut g = GraphBuilder::new();
+    safe::text_graph(&mut g, w, c)?;
+    let model = encode(&g.finish("clip_text", &[]));
+    let mut s = runtime::session(&model, session, "CLIP text encoder")?;
+    let n = labels.len();
+    let tokens = TensorRef::from_array_view(([n, c.context as usize], &rows[..]))?;
+    let eot = TensorRef::from_array_view(([n], &eot[..]))?;
+    let out = s.run(safed::infer::ort::inputs!["tokens" => tokens, "eot" => eot])?;
+    let (_, data) = out["text_features"].try_extract_tensor::<f32>()?;
+    Ok(data.to_vec())
+}
+
+/// Which graph to write.
+#[derive(Debug, Clone, Copy)]
+pub enum Graph {
+    Full,
+    Encoder,
+    Fusion,
+}
+
+impl Graph {
+    fn role(self) -> &'static str {
+        match self {
+            Graph::Full => "full",
+            Graph::Encoder => "encoder",
+            Graph::Fusion => "fusion",
+        }
+    }
+}
+
+pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
+    let mut g = GraphBuilder::new();
+    match graph {
+        Graph::Full => safe::full_graph(&mut g, e)?,
+        Graph::Encoder => safe::encoder_graph(&mut g, e)?,
+        Graph::Fusion => safe::fusion_graph(&mut g, e)?,
+    }
+    let c = e.config;
+    let meta = [
+        (
+            "safe.format_version",
+            safed::infer::model::FORMAT_VERSION.to_string(),
+        ),
+        ("safe.role", graph.role().to_string()),
+        ("safe.labels", serde_json::to_string(e.labels)?),
+        ("safe.frames", c.frames.to_string()),
+        ("safe.image_size", c.image_size.to_string()),
+        ("safe.tokens", c.tokens.to_string()),
+        ("safe.embed_dim", c.embed_dim.to_string()),
+        ("safe.mean", serde_json::to_string(&MEAN)?),
+        ("safe.std", serde_json::to_string(&STD)?),
+        ("safe.config", serde_json::to_string(c)?),
+        ("safe.source", source.to_string()),
+    ];
+    let meta: Vec<(String, String)> = meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    Ok(encode(&g.finish(&format!("safe_{}", graph.role()), &meta)))
+}
+
+/// `model.onnx` -> `model.encoder.onnx` / `model.fusion.onnx`.
+pub fn split_path(full: &Path, role: &str) -> PathBuf {
+    let stem = full
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    full.with_file_name(format!("{stem}.{role}.onnx"))
+}
+
+/// Writes the full graph to `out` and, with `split`, the encoder/fusion pair beside it.
+pub fn write_all(e: &Export, out: &Path, split: bool, source: &str) -> Result<Vec<PathBuf>> {
+    ensure!(
+        e.labels.len() as i64 == e.config.classes,
+        "{} labels for a {}-class model",
+        e.labels.len(),
+        e.config.classes
+    );
+    let mut written = vec![out.to_path_buf()];
+    std::fs::write(out, build(e, Graph::Full, source)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    if split {
+        for (graph, role) in [(Graph::Encoder, "encoder"), (Graph::Fusion, "fusion")] {
+            let path = split_path(out, role);
+            std::fs::write(&path, build(e, graph, source)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}

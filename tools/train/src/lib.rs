@@ -1,0 +1,7 @@
+//! safe-train: imports, trains and exports SAFE models for safed.
+
+pub mod config;
+pub mod export;
+pub mod onnx;
+pub mod tokenizer;
+pub mod weights;

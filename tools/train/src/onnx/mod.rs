@@ -1,0 +1,8 @@
+//! Writing SAFE as ONNX graphs: the prost types generated from onnx.proto, a small builder, and
+//! the layers SAFE is made of.
+
+pub mod builder;
+pub mod layers;
+#[allow(clippy::all, missing_docs, rustdoc::all)]
+pub mod proto;
+pub mod safe;

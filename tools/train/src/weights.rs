@@ -1,0 +1,98 @@
+//! Named float tensors, loaded from the authors' checkpoints (torch.save zip pickles, read by
+//! candle's pickle reader: no Python at run time). Names are kept as in the checkpoint, less
+//! the `module.` prefix DistributedDataParallel adds.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_core::DType;
+
+#[derive(Debug, Clone)]
+pub struct Tensor {
+    pub dims: Vec<i64>,
+    pub data: Vec<f32>,
+}
+
+pub struct Weights {
+    source: String,
+    map: HashMap<String, Tensor>,
+}
+
+/// Fusion-model keys the SAFE forward never reads (the timm ViT it was cut from, and layers
+/// the authors define but do not use).
+const UNUSED: &[&str] = &["vit.", "weight_layer.", "remain_weight_layer.", "bn."];
+
+impl Weights {
+    pub fn get(&self, name: &str) -> Result<&Tensor> {
+        self.map
+            .get(name)
+            .with_context(|| format!("{}: no tensor {name:?}", self.source))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    /// A 2-D weight, transposed: PyTorch's Linear [out, in] as MatMul's [in, out].
+    pub fn linear_t(&self, name: &str) -> Result<Tensor> {
+        let t = self.get(name)?;
+        let [rows, cols] = t.dims[..] else {
+            bail!(
+                "{}: {name} has shape {:?}, expected 2-D",
+                self.source,
+                t.dims
+            )
+        };
+        let (rows, cols) = (rows as usize, cols as usize);
+        let mut data = vec![0.0; t.data.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                data[c * rows + r] = t.data[r * cols + c];
+            }
+        }
+        Ok(Tensor {
+            dims: vec![cols as i64, rows as i64],
+            data,
+        })
+    }
+
+    /// The first dimension of `name`.
+    pub fn dim(&self, name: &str, axis: usize) -> Result<i64> {
+        let t = self.get(name)?;
+        t.dims
+            .get(axis)
+            .copied()
+            .with_context(|| format!("{}: {name} has no axis {axis}", self.source))
+    }
+
+    /// The authors' checkpoint: `model_state_dict` (fusion, `module.`-prefixed) and
+    /// `ViT_model_state_dict` (CLIP).
+    pub fn load_authors_checkpoint(path: &Path) -> Result<Self> {
+        let source = path.display().to_string();
+        let mut map = HashMap::new();
+        for key in ["model_state_dict", "ViT_model_state_dict"] {
+            let tensors =
+                candle_core::pickle::read_all_with_key(path, Some(key)).with_context(|| {
+                    format!("{source}: reading {key} (expected the authors' torch.save checkpoint)")
+                })?;
+            if tensors.is_empty() {
+                bail!("{source}: {key} holds no tensors (is this the authors' checkpoint?)");
+            }
+            for (name, t) in tensors {
+                let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
+                if key == "model_state_dict" && UNUSED.iter().any(|p| name.starts_with(p)) {
+                    continue;
+                }
+                let dims = t.dims().iter().map(|&d| d as i64).collect();
+                let data = t
+                    .to_dtype(DType::F32)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .with_context(|| format!("{source}: tensor {name}"))?;
+                map.insert(name, Tensor { dims, data });
+            }
+        }
+        Ok(Weights { source, map })
+    }
+}
