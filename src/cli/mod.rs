@@ -1,7 +1,10 @@
 //! The `safed` command line: one module per subcommand.
 
+mod bench;
 mod bench_decode;
+mod classify;
 mod dump;
+mod infer_args;
 mod info;
 
 use std::io;
@@ -28,6 +31,10 @@ pub enum Command {
     Info(info::Args),
     /// Measure whole-file decoding speed (events/s).
     BenchDecode(bench_decode::Args),
+    /// Classify samples with a SAFE model: one JSON line per sample.
+    Classify(classify::Args),
+    /// Measure a SAFE model's per-sample latency.
+    Bench(bench::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -35,6 +42,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dump(args) => dump::run(args),
         Command::Info(args) => info::run(args),
         Command::BenchDecode(args) => bench_decode::run(args),
+        Command::Classify(args) => classify::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         // A closed pipe (`safed dump ... | head`) is a normal end, not an error.

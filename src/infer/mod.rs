@@ -2,6 +2,7 @@
 //! providers chosen by configuration, and the SAFE model contract (`model`).
 
 pub mod model;
+pub mod preprocess;
 pub mod runtime;
 
 pub use model::{ModelError, SafeModel};

@@ -164,3 +164,118 @@ impl SafeModel {
         })
     }
 }
+
+impl SafeModel {
+    fn expect_role(&self, role: Role) -> Result<(), ModelError> {
+        if self.role == role {
+            return Ok(());
+        }
+        Err(ModelError::Contract {
+            path: "model".into(),
+            what: format!(
+                "this is a {} graph; a {} graph is needed",
+                self.role.name(),
+                role.name()
+            ),
+        })
+    }
+
+    fn run_f32(
+        &mut self,
+        inputs: &[(&str, Vec<usize>, &[f32])],
+        what: &str,
+    ) -> Result<Vec<f32>, ModelError> {
+        use ort::value::TensorRef;
+        let err = |err: ort::Error| {
+            ModelError::Infer(InferError::Ort {
+                what: what.to_string(),
+                err,
+            })
+        };
+        let mut feed = Vec::with_capacity(inputs.len());
+        for (name, shape, data) in inputs {
+            let t = TensorRef::from_array_view((shape.clone(), *data)).map_err(err)?;
+            feed.push((
+                std::borrow::Cow::Borrowed(*name),
+                ort::session::SessionInputValue::from(t),
+            ));
+        }
+        let output = self.role.output();
+        let out = self.session.run(feed).map_err(err)?;
+        let (_, data) = out[output].try_extract_tensor::<f32>().map_err(err)?;
+        Ok(data.to_vec())
+    }
+
+    /// Per-image [3, S, S] tensor length.
+    pub fn image_len(&self) -> usize {
+        3 * self.image_size * self.image_size
+    }
+
+    /// Full graph: `rgb` and `event` hold B samples of F normalised images each.
+    pub fn classify(&mut self, rgb: &[f32], event: &[f32]) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.expect_role(Role::Full)?;
+        let per_sample = self.frames * self.image_len();
+        if rgb.len() != event.len() || rgb.is_empty() || rgb.len() % per_sample != 0 {
+            return Err(ModelError::Contract {
+                path: "input".into(),
+                what: format!(
+                    "rgb has {} values and event {}: each must be B x {} frames x 3 x {s} x {s}",
+                    rgb.len(),
+                    event.len(),
+                    self.frames,
+                    s = self.image_size
+                ),
+            });
+        }
+        let b = rgb.len() / per_sample;
+        let shape = vec![b, self.frames, 3, self.image_size, self.image_size];
+        let out = self.run_f32(
+            &[("rgb", shape.clone(), rgb), ("event", shape, event)],
+            "classify",
+        )?;
+        Ok(out.chunks(self.labels.len()).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Encoder graph: N images -> N x T x E tokens.
+    pub fn encode(&mut self, images: &[f32]) -> Result<Vec<f32>, ModelError> {
+        self.expect_role(Role::Encoder)?;
+        let n = images.len() / self.image_len();
+        let shape = vec![n, 3, self.image_size, self.image_size];
+        self.run_f32(&[("images", shape, images)], "encode")
+    }
+
+    /// Fusion graph: frame-averaged tokens of B samples -> B rows of log-probabilities.
+    pub fn fuse(
+        &mut self,
+        rgb_tokens: &[f32],
+        event_tokens: &[f32],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.expect_role(Role::Fusion)?;
+        let b = rgb_tokens.len() / (self.tokens * self.embed_dim);
+        let shape = vec![b, self.tokens, self.embed_dim];
+        let out = self.run_f32(
+            &[
+                ("rgb_tokens", shape.clone(), rgb_tokens),
+                ("event_tokens", shape, event_tokens),
+            ],
+            "fuse",
+        )?;
+        Ok(out.chunks(self.labels.len()).map(<[f32]>::to_vec).collect())
+    }
+
+    /// The `k` most likely labels of one row of log-probabilities.
+    pub fn top(&self, log_probs: &[f32], k: usize) -> Vec<(String, f32)> {
+        let mut order: Vec<usize> = (0..log_probs.len()).collect();
+        order.sort_by(|&a, &b| log_probs[b].total_cmp(&log_probs[a]));
+        order
+            .into_iter()
+            .take(k)
+            .map(|i| {
+                (
+                    self.labels.get(i).cloned().unwrap_or_default(),
+                    log_probs[i],
+                )
+            })
+            .collect()
+    }
+}

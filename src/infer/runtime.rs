@@ -98,6 +98,10 @@ pub struct SessionConfig {
     pub threads: usize,
     /// 0 disables graph optimisations, 1 basic, 2 extended, 3 all.
     pub optimization: u8,
+    /// Let idle intra-op threads spin for the next run. Good for one session run back to back;
+    /// off where several sessions take turns (split graphs), or their spinning threads starve
+    /// each other.
+    pub spin: bool,
 }
 
 impl Default for SessionConfig {
@@ -108,6 +112,7 @@ impl Default for SessionConfig {
             device_id: 0,
             threads: 0,
             optimization: 3,
+            spin: true,
         }
     }
 }
@@ -133,6 +138,14 @@ pub fn session(model: &[u8], config: &SessionConfig, what: &str) -> Result<Sessi
             .with_intra_threads(config.threads)
             .map_err(|e| InferError::Ort {
                 what: format!("{what}: thread count"),
+                err: e.into(),
+            })?;
+    }
+    if !config.spin {
+        builder = builder
+            .with_intra_op_spinning(false)
+            .map_err(|e| InferError::Ort {
+                what: format!("{what}: thread spinning"),
                 err: e.into(),
             })?;
     }

@@ -1,0 +1,37 @@
+//! Options shared by the commands that run a model.
+
+use std::path::PathBuf;
+
+use crate::infer::{Provider, SessionConfig};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SessionArgs {
+    /// Execution provider (a GPU provider that cannot start is an error, not a fallback).
+    #[arg(long, value_enum, default_value_t = Provider::Cpu)]
+    pub provider: Provider,
+    /// GPU device id for cuda / tensorrt.
+    #[arg(long, default_value_t = 0)]
+    pub device_id: i32,
+    /// Intra-op threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Graph optimisation level: 0 none, 1 basic, 2 extended, 3 all.
+    #[arg(long, default_value_t = 3)]
+    pub optimization: u8,
+    /// The ONNX Runtime library (default: ORT_DYLIB_PATH, else what tools/setup.sh fetched).
+    #[arg(long)]
+    pub ort_library: Option<PathBuf>,
+}
+
+impl SessionArgs {
+    pub fn config(&self) -> SessionConfig {
+        SessionConfig {
+            library: self.ort_library.clone(),
+            provider: self.provider,
+            device_id: self.device_id,
+            threads: self.threads,
+            optimization: self.optimization,
+            spin: true,
+        }
+    }
+}
