@@ -11,10 +11,7 @@ use safed::events::aedat4::Compression;
 use safed::events::{open_reader, Event, EventError, OpenOptions};
 
 fn open_bytes(bytes: Vec<u8>, threads: usize) -> Result<usize, EventError> {
-    let opts = OpenOptions {
-        decode_threads: threads,
-        ..OpenOptions::default()
-    };
+    let opts = OpenOptions { decode_threads: threads, ..OpenOptions::default() };
     drain(open_reader(Cursor::new(bytes), "mem.bin", &opts)?)
 }
 
@@ -26,10 +23,7 @@ fn fixture(name: &str) -> Vec<u8> {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -45,10 +39,7 @@ fn truncation_anywhere_never_panics_and_errors_name_the_offset() {
                     let msg = e.to_string();
                     assert!(msg.starts_with("mem.bin: "), "{name} cut at {cut}: {msg}");
                     if matches!(e, EventError::Truncated { .. }) {
-                        assert!(
-                            msg.contains("truncated at byte") && msg.contains("expected"),
-                            "{msg}"
-                        );
+                        assert!(msg.contains("truncated at byte") && msg.contains("expected"), "{msg}");
                     }
                 }
             }
@@ -61,10 +52,7 @@ fn aedat4_cut_inside_a_packet_is_reported_as_truncated() {
     let bytes = fixture("dv_events_lz4.aedat4");
     let cut = bytes.len() * 2 / 3;
     let err = open_bytes(bytes[..cut].to_vec(), 1).unwrap_err();
-    assert!(
-        matches!(err, EventError::Truncated { offset, .. } if offset == cut as u64),
-        "{err}"
-    );
+    assert!(matches!(err, EventError::Truncated { offset, .. } if offset == cut as u64), "{err}");
 }
 
 #[test]
@@ -87,10 +75,7 @@ fn corrupted_bytes_never_panic() {
 fn unknown_content_lists_the_formats_we_read() {
     let err = open_bytes(b"#!AER-DAT4.1\r\nhello".to_vec(), 1).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains("unrecognised event format") && msg.contains("AEDAT 4.0 (#!AER-DAT4.0)"),
-        "{msg}"
-    );
+    assert!(msg.contains("unrecognised event format") && msg.contains("AEDAT 4.0 (#!AER-DAT4.0)"), "{msg}");
     assert!(open_bytes(Vec::new(), 1).is_err());
 }
 
@@ -109,10 +94,7 @@ fn aedat4_with_packet(stream: i32, size: i32, body: &[u8]) -> Vec<u8> {
 fn a_huge_packet_size_is_refused_before_allocating() {
     let err = open_bytes(aedat4_with_packet(0, i32::MAX, b"xx"), 1).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        matches!(err, EventError::TooLarge { .. }) && msg.contains("over the limit"),
-        "{msg}"
-    );
+    assert!(matches!(err, EventError::TooLarge { .. }) && msg.contains("over the limit"), "{msg}");
     // A plausible size with too few bytes behind it: truncated, read as far as data came.
     let err = open_bytes(aedat4_with_packet(0, 50 << 20, &[0; 100]), 1).unwrap_err();
     assert!(matches!(err, EventError::Truncated { .. }), "{err}");
@@ -123,11 +105,7 @@ fn a_huge_packet_size_is_refused_before_allocating() {
 #[test]
 fn a_packet_of_an_undeclared_stream_is_an_error() {
     let err = open_bytes(aedat4_with_packet(9, 4, &[0; 4]), 2).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("stream 9, which the IO header does not declare"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("stream 9, which the IO header does not declare"), "{err}");
 }
 
 #[test]
@@ -139,11 +117,7 @@ fn a_decompression_bomb_stops_at_the_limit() {
     }
     let (bomb, r) = enc.finish();
     r.unwrap();
-    assert!(
-        bomb.len() < 4 << 20,
-        "the bomb is small on disk: {}",
-        bomb.len()
-    );
+    assert!(bomb.len() < 4 << 20, "the bomb is small on disk: {}", bomb.len());
     let err = open_bytes(aedat4_with_packet(0, bomb.len() as i32, &bomb), 1).unwrap_err();
     assert!(err.to_string().contains("a decompressed packet"), "{err}");
 }
@@ -154,33 +128,15 @@ fn garbage_instead_of_an_lz4_frame_names_the_body_offset() {
     let body_at = bytes.len() - 16;
     let err = open_bytes(bytes, 1).unwrap_err();
     let msg = err.to_string();
-    assert!(
-        msg.contains(&format!("at byte {body_at}")) && msg.contains("not a valid lz4 frame"),
-        "{msg}"
-    );
+    assert!(msg.contains(&format!("at byte {body_at}")) && msg.contains("not a valid lz4 frame"), "{msg}");
 }
 
 #[test]
 fn a_wrong_flatbuffer_type_is_an_error() {
     // An uncompressed file whose event stream carries a frame.
-    let decl = StreamDecl {
-        id: 0,
-        name: "events".into(),
-        kind: DeclKind::Events,
-        size: (8, 8),
-        source: "t".into(),
-    };
+    let decl = StreamDecl { id: 0, name: "events".into(), kind: DeclKind::Events, size: (8, 8), source: "t".into() };
     let mut w = Aedat4Writer::new(Vec::new(), Compression::None, &[decl.clone()], true).unwrap();
-    w.write_events(
-        0,
-        &[Event {
-            t: 1,
-            x: 2,
-            y: 3,
-            p: true,
-        }],
-    )
-    .unwrap();
+    w.write_events(0, &[Event { t: 1, x: 2, y: 3, p: true }]).unwrap();
     let good = w.into_inner().unwrap();
     assert_eq!(open_bytes(good, 1).unwrap(), 1);
     let frame = safed::events::Frame {
@@ -196,11 +152,7 @@ fn a_wrong_flatbuffer_type_is_an_error() {
     let mut w = Aedat4Writer::new(Vec::new(), Compression::None, &[decl], true).unwrap();
     w.write_frame(0, &frame).unwrap();
     let err = open_bytes(w.into_inner().unwrap(), 1).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("expected a EVTS flatbuffer, found identifier"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("expected a EVTS flatbuffer, found identifier"), "{err}");
 }
 
 #[test]
@@ -210,26 +162,18 @@ fn raw_without_an_event_format_line_is_an_error() {
     let err = open_bytes(b"% evt 4.0\n% end\n".to_vec(), 1).unwrap_err();
     assert!(err.to_string().contains("only EVT 2.0 and 3.0"), "{err}");
     let err = open_bytes(b"% evt 3.0\n% end\n\x00\x80\x00".to_vec(), 1).unwrap_err();
-    assert!(
-        err.to_string().contains("truncated") && err.to_string().contains("2-byte word"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("truncated") && err.to_string().contains("2-byte word"), "{err}");
 }
 
 #[test]
 fn aedat2_outside_the_sensor_is_an_error_with_offset() {
-    let mut bytes =
-        b"#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.davis.DAVIS240C\r\n".to_vec();
+    let mut bytes = b"#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.davis.DAVIS240C\r\n".to_vec();
     let header = bytes.len();
     let address: u32 = (300 << 12) | (5 << 22); // x = 300 on a 240-wide sensor
     bytes.extend_from_slice(&address.to_be_bytes());
     bytes.extend_from_slice(&7u32.to_be_bytes());
     let err = open_bytes(bytes, 1).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains(&format!("at byte {header}: DVS address x=300")),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&format!("at byte {header}: DVS address x=300")), "{err}");
 }
 
 #[test]
@@ -241,11 +185,7 @@ fn aedat31_without_end_of_header_is_truncated() {
 #[test]
 fn truncated_files_on_disk_read_by_position_say_where_they_end() {
     let dir = tempfile::tempdir().unwrap();
-    for name in [
-        "dv_events_none.aedat4",
-        "dv_events_lz4.aedat4",
-        "dv_events_zstd.aedat4",
-    ] {
+    for name in ["dv_events_none.aedat4", "dv_events_lz4.aedat4", "dv_events_zstd.aedat4"] {
         let bytes = fixture(name);
         // Cuts inside the packets (these files end with a data table, which packets never read).
         for cut in [bytes.len() / 3, bytes.len() / 2] {
@@ -253,10 +193,7 @@ fn truncated_files_on_disk_read_by_position_say_where_they_end() {
             std::fs::write(&path, &bytes[..cut]).unwrap();
             let p = path.to_str().unwrap();
             for threads in [1, 2] {
-                let opts = OpenOptions {
-                    decode_threads: threads,
-                    ..OpenOptions::default()
-                };
+                let opts = OpenOptions { decode_threads: threads, ..OpenOptions::default() };
                 let err = drain(safed::events::open_with(p, &opts).unwrap()).unwrap_err();
                 assert!(
                     matches!(err, EventError::Truncated { offset, .. } if offset == cut as u64),

@@ -8,9 +8,7 @@ use std::io::Cursor;
 
 use npyz::WriterBuilder;
 
-use safed::events::{
-    open_reader, Event, EventSource, OpenOptions, PacketData, PixelFormat, StreamKind,
-};
+use safed::events::{open_reader, Event, EventSource, OpenOptions, PacketData, PixelFormat, StreamKind};
 
 fn open(bytes: Vec<u8>) -> Box<dyn EventSource> {
     open_reader(Cursor::new(bytes), "mem", &OpenOptions::default()).unwrap()
@@ -27,13 +25,7 @@ fn all_packets(mut s: Box<dyn EventSource>) -> Vec<PacketData> {
 fn events(packets: &[PacketData]) -> Vec<Event> {
     packets
         .iter()
-        .filter_map(|p| {
-            if let PacketData::Events(e) = p {
-                Some(e.clone())
-            } else {
-                None
-            }
-        })
+        .filter_map(|p| if let PacketData::Events(e) = p { Some(e.clone()) } else { None })
         .flatten()
         .collect()
 }
@@ -78,32 +70,12 @@ fn aedat31_frames_and_polarity() {
     assert_eq!(source.info().streams[0].size, Some((346, 260)));
     assert_eq!(source.info().streams[1].kind, StreamKind::Frames);
     let packets = all_packets(source);
-    let PacketData::Frame(fr) = &packets[0] else {
-        panic!("{packets:?}")
-    };
-    assert_eq!(
-        (fr.width, fr.height, fr.format, fr.position),
-        (2, 1, PixelFormat::Bgr, (5, 6))
-    );
-    assert_eq!(
-        fr.pixels,
-        [0x30, 0x20, 0x10, 0x01, 0x80, 0xFF],
-        "8-bit, reordered to BGR"
-    );
+    let PacketData::Frame(fr) = &packets[0] else { panic!("{packets:?}") };
+    assert_eq!((fr.width, fr.height, fr.format, fr.position), (2, 1, PixelFormat::Bgr, (5, 6)));
+    assert_eq!(fr.pixels, [0x30, 0x20, 0x10, 0x01, 0x80, 0xFF], "8-bit, reordered to BGR");
     let epoch = 1i64 << 31;
-    assert_eq!(
-        (fr.exposure_start, fr.exposure_end, fr.t),
-        (epoch + 110, epoch + 190, epoch + 150)
-    );
-    assert_eq!(
-        events(&packets),
-        [Event {
-            t: epoch + 77,
-            x: 3,
-            y: 4,
-            p: true
-        }]
-    );
+    assert_eq!((fr.exposure_start, fr.exposure_end, fr.t), (epoch + 110, epoch + 190, epoch + 150));
+    assert_eq!(events(&packets), [Event { t: epoch + 77, x: 3, y: 4, p: true }]);
 }
 
 #[test]
@@ -118,23 +90,7 @@ fn aedat2_dvs128_layout_follows_jaer() {
     let source = open(f);
     assert_eq!(source.info().streams[0].size, Some((128, 128)));
     let got = events(&all_packets(source));
-    assert_eq!(
-        got,
-        [
-            Event {
-                t: 1234,
-                x: 117,
-                y: 107,
-                p: true
-            },
-            Event {
-                t: 1235,
-                x: 117,
-                y: 107,
-                p: false
-            }
-        ]
-    );
+    assert_eq!(got, [Event { t: 1234, x: 117, y: 107, p: true }, Event { t: 1235, x: 117, y: 107, p: false }]);
 }
 
 fn evt3(words: &[u16]) -> Vec<u8> {
@@ -165,30 +121,16 @@ fn evt3_vectors_triggers_and_words_before_time_high() {
     let packets = all_packets(source);
     let t = 4112;
     let xs: Vec<(u16, bool)> = events(&packets).iter().map(|e| (e.x, e.p)).collect();
-    assert_eq!(
-        xs,
-        [
-            (100, true),
-            (102, true),
-            (112, true),
-            (119, true),
-            (7, false)
-        ]
-    );
+    assert_eq!(xs, [(100, true), (102, true), (112, true), (119, true), (7, false)]);
     assert!(events(&packets).iter().all(|e| e.t == t && e.y == 50));
-    assert!(packets
-        .iter()
-        .any(|p| matches!(p, PacketData::Triggers(v) if v[0].t == t && v[0].kind == 1)));
+    assert!(packets.iter().any(|p| matches!(p, PacketData::Triggers(v) if v[0].t == t && v[0].kind == 1)));
 }
 
 #[test]
 fn evt3_time_wraps_and_repeated_time_high_is_not_time_passing() {
     let words = [0x8FFF, 0x8FFF, 0x0001, 0x2001, 0x8000, 0x2002];
     let got = events(&all_packets(open(evt3(&words))));
-    assert_eq!(
-        got.iter().map(|e| e.t).collect::<Vec<_>>(),
-        [0xFFF << 12, 1 << 24]
-    );
+    assert_eq!(got.iter().map(|e| e.t).collect::<Vec<_>>(), [0xFFF << 12, 1 << 24]);
 }
 
 #[test]
@@ -200,15 +142,7 @@ fn raw_header_without_end_and_with_plugin_name() {
     }
     let source = open(f);
     assert_eq!(source.info().streams[0].size, Some((1280, 720)));
-    assert_eq!(
-        events(&all_packets(source)),
-        [Event {
-            t: 2 << 6 | 3,
-            x: 5,
-            y: 6,
-            p: true
-        }]
-    );
+    assert_eq!(events(&all_packets(source)), [Event { t: 2 << 6 | 3, x: 5, y: 6, p: true }]);
 }
 
 #[test]
@@ -219,14 +153,7 @@ fn npz_with_float_times_and_bad_arrays() {
             let mut npz = npyz::npz::NpzWriter::new(&mut buf);
             let opts = Default::default;
             let n = t.len() as u64;
-            npz.array::<f64>("t", opts())
-                .unwrap()
-                .default_dtype()
-                .shape(&[n])
-                .begin_nd()
-                .unwrap()
-                .extend(t)
-                .unwrap();
+            npz.array::<f64>("t", opts()).unwrap().default_dtype().shape(&[n]).begin_nd().unwrap().extend(t).unwrap();
             npz.array::<u16>("x", opts())
                 .unwrap()
                 .default_dtype()
@@ -255,37 +182,12 @@ fn npz_with_float_times_and_bad_arrays() {
         buf.into_inner()
     };
     let got = events(&all_packets(open(write(vec![10.0, 20.0], vec![1, 2]))));
-    assert_eq!(
-        got,
-        [
-            Event {
-                t: 10,
-                x: 1,
-                y: 4,
-                p: true
-            },
-            Event {
-                t: 20,
-                x: 2,
-                y: 4,
-                p: true
-            }
-        ]
-    );
-    let err = open_reader(
-        Cursor::new(write(vec![10.5], vec![1])),
-        "mem",
-        &OpenOptions::default(),
-    )
-    .map(|_| ())
-    .unwrap_err();
+    assert_eq!(got, [Event { t: 10, x: 1, y: 4, p: true }, Event { t: 20, x: 2, y: 4, p: true }]);
+    let err =
+        open_reader(Cursor::new(write(vec![10.5], vec![1])), "mem", &OpenOptions::default()).map(|_| ()).unwrap_err();
     assert!(err.to_string().contains("not a whole number"), "{err}");
-    let err = open_reader(
-        Cursor::new(write(vec![1.0, 2.0], vec![1])),
-        "mem",
-        &OpenOptions::default(),
-    )
-    .map(|_| ())
-    .unwrap_err();
+    let err = open_reader(Cursor::new(write(vec![1.0, 2.0], vec![1])), "mem", &OpenOptions::default())
+        .map(|_| ())
+        .unwrap_err();
     assert!(err.to_string().contains("arrays differ in length"), "{err}");
 }

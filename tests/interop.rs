@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use common::csv_of;
 use safed::events::aedat4::writer::{Aedat4Writer, DeclKind, StreamDecl};
 use safed::events::aedat4::Compression;
-use safed::events::{
-    open, open_with, Event, EventSource, Frame, OpenOptions, PacketData, PixelFormat,
-};
+use safed::events::{open, open_with, Event, EventSource, Frame, OpenOptions, PacketData, PixelFormat};
 
 fn python() -> Option<PathBuf> {
     let venv = std::env::var_os("SAFED_VENV")
@@ -27,30 +25,16 @@ fn python() -> Option<PathBuf> {
         return Some(python);
     }
     if std::env::var_os("CI").is_some() {
-        panic!(
-            "interop venv missing at {}: run tools/setup.sh",
-            venv.display()
-        );
+        panic!("interop venv missing at {}: run tools/setup.sh", venv.display());
     }
-    eprintln!(
-        "SKIPPED: no interop venv at {} (run tools/setup.sh)",
-        venv.display()
-    );
+    eprintln!("SKIPPED: no interop venv at {} (run tools/setup.sh)", venv.display());
     None
 }
 
 fn peer(python: &Path, args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/peer.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "peer.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(python).arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "peer.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -68,12 +52,7 @@ fn frames_of(mut source: Box<dyn EventSource>) -> Vec<(i64, u16, u16, u64)> {
     while let Some(p) = source.next_packet().unwrap() {
         if let PacketData::Frame(f) = p.data {
             assert_eq!(f.format, PixelFormat::Gray);
-            out.push((
-                f.t,
-                f.width,
-                f.height,
-                f.pixels.iter().map(|&v| v as u64).sum(),
-            ));
+            out.push((f.t, f.width, f.height, f.pixels.iter().map(|&v| v as u64).sum()));
         }
     }
     out
@@ -86,26 +65,9 @@ fn dv_processing_files_none_lz4_zstd_with_frames() {
     for (compression, seed) in [("none", "11"), ("lz4", "12"), ("zstd", "13")] {
         let path = dir.path().join(format!("dv_{compression}.aedat4"));
         let p = path.to_str().unwrap();
-        peer(
-            &py,
-            &[
-                "dv-write",
-                p,
-                "--compression",
-                compression,
-                "--events",
-                "60000",
-                "--frames",
-                "6",
-                "--seed",
-                seed,
-            ],
-        );
+        peer(&py, &["dv-write", p, "--compression", compression, "--events", "60000", "--frames", "6", "--seed", seed]);
         for threads in [1, 2] {
-            let opts = OpenOptions {
-                decode_threads: threads,
-                ..OpenOptions::default()
-            };
+            let opts = OpenOptions { decode_threads: threads, ..OpenOptions::default() };
             let got = csv_of(open_with(p, &opts).unwrap()).unwrap();
             assert!(
                 got == read(&with_suffix(&path, ".expected.csv")),
@@ -121,11 +83,7 @@ fn dv_processing_files_none_lz4_zstd_with_frames() {
             })
             .collect();
         assert_eq!(want.len(), 6);
-        assert_eq!(
-            frames_of(open(p).unwrap()),
-            want,
-            "{compression}: frames differ"
-        );
+        assert_eq!(frames_of(open(p).unwrap()), want, "{compression}: frames differ");
     }
 }
 
@@ -133,31 +91,12 @@ fn dv_processing_files_none_lz4_zstd_with_frames() {
 fn faery_evt2_evt3_and_aedat4() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    for (version, file) in [
-        ("evt2", "f.raw"),
-        ("evt3", "f3.raw"),
-        ("aedat4", "f.aedat4"),
-    ] {
+    for (version, file) in [("evt2", "f.raw"), ("evt3", "f3.raw"), ("aedat4", "f.aedat4")] {
         let path = dir.path().join(file);
         let p = path.to_str().unwrap();
-        peer(
-            &py,
-            &[
-                "faery-write",
-                p,
-                "--version",
-                version,
-                "--events",
-                "50000",
-                "--seed",
-                "5",
-            ],
-        );
+        peer(&py, &["faery-write", p, "--version", version, "--events", "50000", "--seed", "5"]);
         let got = csv_of(open(p).unwrap()).unwrap();
-        assert!(
-            got == read(&with_suffix(&path, ".expected.csv")),
-            "{version}: events differ"
-        );
+        assert!(got == read(&with_suffix(&path, ".expected.csv")), "{version}: events differ");
     }
 }
 
@@ -166,39 +105,17 @@ fn our_aedat4_writer_is_read_by_dv_processing() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let decls = [
-        StreamDecl {
-            id: 0,
-            name: "events".into(),
-            kind: DeclKind::Events,
-            size: (64, 48),
-            source: "safed".into(),
-        },
-        StreamDecl {
-            id: 1,
-            name: "frames".into(),
-            kind: DeclKind::Frames,
-            size: (64, 48),
-            source: "safed".into(),
-        },
+        StreamDecl { id: 0, name: "events".into(), kind: DeclKind::Events, size: (64, 48), source: "safed".into() },
+        StreamDecl { id: 1, name: "frames".into(), kind: DeclKind::Frames, size: (64, 48), source: "safed".into() },
     ];
     for compression in [Compression::None, Compression::Lz4, Compression::Zstd] {
-        let path = dir
-            .path()
-            .join(format!("ours_{}.aedat4", compression.name()));
-        let mut w = Aedat4Writer::new(
-            std::fs::File::create(&path).unwrap(),
-            compression,
-            &decls,
-            true,
-        )
-        .unwrap();
+        let path = dir.path().join(format!("ours_{}.aedat4", compression.name()));
+        let mut w = Aedat4Writer::new(std::fs::File::create(&path).unwrap(), compression, &decls, true).unwrap();
         let mut expected = String::from("t,x,y,p\n");
         let mut frames = Vec::new();
         for k in 0..4i64 {
             let t = 1_700_000_000_000_000 + k * 10_000;
-            let pixels: Vec<u8> = (0..64 * 48)
-                .map(|i| ((i as i64 * 7 + k * 13) % 256) as u8)
-                .collect();
+            let pixels: Vec<u8> = (0..64 * 48).map(|i| ((i as i64 * 7 + k * 13) % 256) as u8).collect();
             let sum: u64 = pixels.iter().map(|&v| v as u64).sum();
             let f = Frame {
                 t,
@@ -215,12 +132,7 @@ fn our_aedat4_writer_is_read_by_dv_processing() {
             // is the midpoint, which is what we keep as Frame::t).
             frames.push(format!("frame,{},64,48,{sum}", f.exposure_start));
             let events: Vec<Event> = (0..500)
-                .map(|i| Event {
-                    t: t + i,
-                    x: (i % 64) as u16,
-                    y: ((i * 7) % 48) as u16,
-                    p: i % 3 == 0,
-                })
+                .map(|i| Event { t: t + i, x: (i % 64) as u16, y: ((i * 7) % 48) as u16, p: i % 3 == 0 })
                 .collect();
             for e in &events {
                 expected.push_str(&format!("{},{},{},{}\n", e.t, e.x, e.y, u8::from(e.p)));
@@ -229,19 +141,9 @@ fn our_aedat4_writer_is_read_by_dv_processing() {
         }
         w.into_inner().unwrap();
         let dv = peer(&py, &["dv-read", path.to_str().unwrap()]);
-        let (dv_events, dv_frames): (Vec<&str>, Vec<&str>) =
-            dv.lines().partition(|l| !l.starts_with("frame,"));
-        assert!(
-            dv_events.join("\n") + "\n" == expected,
-            "{}: dv-processing reads other events",
-            compression.name()
-        );
-        assert_eq!(
-            dv_frames,
-            frames,
-            "{}: dv-processing reads other frames",
-            compression.name()
-        );
+        let (dv_events, dv_frames): (Vec<&str>, Vec<&str>) = dv.lines().partition(|l| !l.starts_with("frame,"));
+        assert!(dv_events.join("\n") + "\n" == expected, "{}: dv-processing reads other events", compression.name());
+        assert_eq!(dv_frames, frames, "{}: dv-processing reads other frames", compression.name());
     }
 }
 
@@ -250,24 +152,10 @@ fn serve(py: &Path, where_: &[&str], expected: &Path) -> Child {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/peer.py");
     let mut args: Vec<&str> = vec!["dv-serve"];
     args.extend_from_slice(where_);
-    args.extend_from_slice(&[
-        "--events",
-        "40000",
-        "--expected",
-        expected.to_str().unwrap(),
-    ]);
-    let mut child = Command::new(py)
-        .arg(script)
-        .args(&args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    args.extend_from_slice(&["--events", "40000", "--expected", expected.to_str().unwrap()]);
+    let mut child = Command::new(py).arg(script).args(&args).stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
     assert_eq!(line.trim(), "listening");
     child
 }
@@ -290,20 +178,12 @@ fn read_stream(url: &str) -> String {
 fn dv_processing_network_writer_over_tcp() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let expected = dir.path().join("tcp.csv");
     let mut child = serve(&py, &["--tcp", &port], &expected);
     let got = read_stream(&format!("tcp://127.0.0.1:{port}"));
     assert!(child.wait().unwrap().success());
-    assert!(
-        got == read(&expected),
-        "TCP stream differs from what NetworkWriter sent"
-    );
+    assert!(got == read(&expected), "TCP stream differs from what NetworkWriter sent");
 }
 
 #[test]
@@ -315,8 +195,5 @@ fn dv_processing_network_writer_over_unix_socket() {
     let mut child = serve(&py, &["--unix", socket.to_str().unwrap()], &expected);
     let got = read_stream(&format!("unix://{}", socket.display()));
     assert!(child.wait().unwrap().success());
-    assert!(
-        got == read(&expected),
-        "Unix-socket stream differs from what NetworkWriter sent"
-    );
+    assert!(got == read(&expected), "Unix-socket stream differs from what NetworkWriter sent");
 }

@@ -59,29 +59,18 @@ fn unix_stream_decodes_like_the_file() {
         let (mut conn, _) = listener.accept().unwrap();
         conn.write_all(&payload).unwrap();
     });
-    let source = open_with(
-        &format!("unix://{}", path.display()),
-        &OpenOptions::default(),
-    )
-    .unwrap();
+    let source = open_with(&format!("unix://{}", path.display()), &OpenOptions::default()).unwrap();
     assert!(csv_of(source).unwrap() == expected());
 }
 
 #[test]
 fn garbage_on_the_socket_is_an_error_naming_the_source() {
     let url = serve_tcp(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec());
-    let err = open_with(&url, &OpenOptions::default())
-        .map(|_| ())
-        .unwrap_err();
+    let err = open_with(&url, &OpenOptions::default()).map(|_| ()).unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with(&url), "{msg}");
     assert!(
-        matches!(
-            err,
-            EventError::TooLarge { .. }
-                | EventError::Truncated { .. }
-                | EventError::Malformed { .. }
-        ),
+        matches!(err, EventError::TooLarge { .. } | EventError::Truncated { .. } | EventError::Malformed { .. }),
         "{msg}"
     );
 }
@@ -104,19 +93,13 @@ fn a_silent_server_times_out_on_the_header() {
         drop(conn);
     });
     let opts = OpenOptions {
-        net: NetOptions {
-            header_timeout: Duration::from_millis(200),
-            ..NetOptions::default()
-        },
+        net: NetOptions { header_timeout: Duration::from_millis(200), ..NetOptions::default() },
         ..OpenOptions::default()
     };
     let start = Instant::now();
     let err = open_with(&url, &opts).map(|_| ()).unwrap_err();
     assert!(matches!(err, EventError::Io { .. }), "{err}");
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "the header timeout bounds the wait"
-    );
+    assert!(start.elapsed() < Duration::from_secs(2), "the header timeout bounds the wait");
     keep.join().unwrap();
 }
 
@@ -125,11 +108,6 @@ fn nobody_listening_is_a_clear_error() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("tcp://{}", listener.local_addr().unwrap());
     drop(listener);
-    let err = open_with(&url, &OpenOptions::default())
-        .map(|_| ())
-        .unwrap_err();
-    assert!(
-        err.to_string().starts_with(&url) && err.to_string().contains("refused"),
-        "{err}"
-    );
+    let err = open_with(&url, &OpenOptions::default()).map(|_| ()).unwrap_err();
+    assert!(err.to_string().starts_with(&url) && err.to_string().contains("refused"), "{err}");
 }

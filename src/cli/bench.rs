@@ -43,9 +43,7 @@ struct Report {
 
 /// Deterministic inputs in [-1, 1] (values do not change the work done).
 fn inputs(n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
-        .collect()
+    (0..n).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect()
 }
 
 fn time_runs(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
@@ -71,10 +69,7 @@ pub fn run(args: Args) -> Result<()> {
         if model.role != Role::Encoder {
             bail!("--streaming takes the encoder graph (NAME.encoder.onnx)");
         }
-        let fusion_path = args
-            .model
-            .to_string_lossy()
-            .replace(".encoder.onnx", ".fusion.onnx");
+        let fusion_path = args.model.to_string_lossy().replace(".encoder.onnx", ".fusion.onnx");
         let mut fusion = SafeModel::load(fusion_path.as_ref(), &config)?;
         let images = inputs(2 * args.batch * model.image_len());
         let tokens = inputs(args.batch * model.tokens * model.embed_dim);

@@ -45,9 +45,7 @@ fn decode_once(file: &str) -> anyhow::Result<(u64, &'static str)> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     for file in &args.files {
-        let bytes = std::fs::metadata(file)
-            .with_context(|| format!("{file}: cannot stat"))?
-            .len();
+        let bytes = std::fs::metadata(file).with_context(|| format!("{file}: cannot stat"))?.len();
         decode_once(file)?; // warm the page cache
         let mut times = Vec::with_capacity(args.repeat);
         let mut events = 0;

@@ -47,8 +47,7 @@ struct Line<'a> {
 }
 
 fn read_npy(path: &Path, per_sample: usize) -> Result<Vec<f32>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let npy = npyz::NpyFile::new(std::io::BufReader::new(file))
         .with_context(|| format!("{}: not a .npy file", path.display()))?;
     let descr = npy.dtype().descr();
@@ -56,11 +55,12 @@ fn read_npy(path: &Path, per_sample: usize) -> Result<Vec<f32>> {
         bail!("{}: dtype {descr}, expected float32 (<f4)", path.display());
     }
     let shape = npy.shape().to_vec();
-    let data = npy
-        .into_vec::<f32>()
-        .with_context(|| format!("{}: reading the array", path.display()))?;
+    let data = npy.into_vec::<f32>().with_context(|| format!("{}: reading the array", path.display()))?;
     if data.is_empty() || data.len() % per_sample != 0 {
-        bail!("{}: shape {shape:?} is not [B, F, 3, S, S] for this model ({per_sample} values per sample)", path.display());
+        bail!(
+            "{}: shape {shape:?} is not [B, F, 3, S, S] for this model ({per_sample} values per sample)",
+            path.display()
+        );
     }
     Ok(data)
 }
@@ -68,20 +68,12 @@ fn read_npy(path: &Path, per_sample: usize) -> Result<Vec<f32>> {
 pub fn run(args: Args) -> Result<()> {
     let mut model = SafeModel::load(&args.model, &args.session.config())?;
     let per_sample = model.frames * model.image_len();
-    let (rgb, event) = match (
-        &args.rgb_tensor,
-        &args.event_tensor,
-        &args.rgb_dir,
-        &args.event_dir,
-    ) {
+    let (rgb, event) = match (&args.rgb_tensor, &args.event_tensor, &args.rgb_dir, &args.event_dir) {
         (Some(r), Some(e), _, _) => (read_npy(r, per_sample)?, read_npy(e, per_sample)?),
         (_, _, Some(r), Some(e)) => {
             let s = model.image_size as u32;
             let (f, mean, std) = (model.frames, model.mean, model.std);
-            (
-                frames_from_dir(r, f, s, mean, std)?,
-                frames_from_dir(e, f, s, mean, std)?,
-            )
+            (frames_from_dir(r, f, s, mean, std)?, frames_from_dir(e, f, s, mean, std)?)
         }
         _ => bail!("give --rgb-tensor and --event-tensor, or --rgb-dir and --event-dir"),
     };
@@ -89,21 +81,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = std::io::stdout().lock();
     for (sample, row) in rows.iter().enumerate() {
         let top = model.top(row, args.top);
-        let top = top
-            .iter()
-            .map(|(label, log_prob)| Top {
-                label,
-                log_prob: *log_prob,
-            })
-            .collect();
-        serde_json::to_writer(
-            &mut out,
-            &Line {
-                sample,
-                log_probs: row,
-                top,
-            },
-        )?;
+        let top = top.iter().map(|(label, log_prob)| Top { label, log_prob: *log_prob }).collect();
+        serde_json::to_writer(&mut out, &Line { sample, log_probs: row, top })?;
         out.write_all(b"\n")?;
     }
     Ok(())

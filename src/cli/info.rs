@@ -70,35 +70,19 @@ pub fn summarise(name: &str, mut source: Box<dyn EventSource>) -> Result<Report,
             PacketData::Events(e) => s.add(e.len(), e.first().map(|e| e.t), e.last().map(|e| e.t)),
             PacketData::Frame(f) => s.add(1, Some(f.t), Some(f.t)),
             PacketData::Imu(v) => s.add(v.len(), v.first().map(|i| i.t), v.last().map(|i| i.t)),
-            PacketData::Triggers(v) => {
-                s.add(v.len(), v.first().map(|i| i.t), v.last().map(|i| i.t))
-            }
+            PacketData::Triggers(v) => s.add(v.len(), v.first().map(|i| i.t), v.last().map(|i| i.t)),
         }
     }
     let info = source.info().clone();
     let streams: Vec<StreamReport> = info
         .streams
         .into_iter()
-        .map(|i| StreamReport {
-            stats: stats.remove(&i.id).unwrap_or_default(),
-            info: i,
-        })
+        .map(|i| StreamReport { stats: stats.remove(&i.id).unwrap_or_default(), info: i })
         .collect();
-    let first_events = streams
-        .iter()
-        .find(|s| s.info.kind == events::StreamKind::Events);
-    let frames = streams
-        .iter()
-        .filter(|s| s.info.kind == events::StreamKind::Frames)
-        .map(|s| s.stats.elements)
-        .sum();
+    let first_events = streams.iter().find(|s| s.info.kind == events::StreamKind::Events);
+    let frames = streams.iter().filter(|s| s.info.kind == events::StreamKind::Frames).map(|s| s.stats.elements).sum();
     let (events, first_t, last_t, duration) = match first_events {
-        Some(s) => (
-            s.stats.elements,
-            s.stats.first_t,
-            s.stats.last_t,
-            s.stats.duration_us(),
-        ),
+        Some(s) => (s.stats.elements, s.stats.first_t, s.stats.last_t, s.stats.duration_us()),
         None => (0, None, None, None),
     };
     let duration_s = duration.map(|d| d as f64 / 1e6);
@@ -146,11 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("frames:      {}", report.frames);
     println!("streams:");
     for s in &report.streams {
-        let size = s
-            .info
-            .size
-            .map(|(w, h)| format!(" {w}x{h}"))
-            .unwrap_or_default();
+        let size = s.info.size.map(|(w, h)| format!(" {w}x{h}")).unwrap_or_default();
         println!(
             "  {:>3} {:<10} {:<6} {:<8} compression={}{}  packets={} elements={}",
             s.info.id,

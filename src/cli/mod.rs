@@ -13,11 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "safed",
-    version,
-    about = "Event-camera + RGB recognition daemon (SAFE)"
-)]
+#[command(name = "safed", version, about = "Event-camera + RGB recognition daemon (SAFE)")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -53,8 +49,5 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
+    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
 }

@@ -27,15 +27,9 @@ impl Layout {
         if c.contains("dvs128") || c.contains("tmpdiff128") {
             Some(Layout::Dvs128)
         } else if c.contains("346") {
-            Some(Layout::Davis {
-                width: 346,
-                height: 260,
-            })
+            Some(Layout::Davis { width: 346, height: 260 })
         } else if c.contains("240") {
-            Some(Layout::Davis {
-                width: 240,
-                height: 180,
-            })
+            Some(Layout::Davis { width: 240, height: 180 })
         } else {
             None
         }
@@ -72,33 +66,20 @@ impl<R: BufRead> Aedat2Source<R> {
                 chip = Some(rest.trim().to_string());
             }
         }
-        let chip = chip.ok_or_else(|| {
+        let chip =
+            chip.ok_or_else(|| input.place().malformed("AEDAT 2.0 header has no `# AEChip:` line naming the sensor"))?;
+        let layout = Layout::from_chip(&chip).ok_or_else(|| {
             input
                 .place()
-                .malformed("AEDAT 2.0 header has no `# AEChip:` line naming the sensor")
-        })?;
-        let layout = Layout::from_chip(&chip).ok_or_else(|| {
-            input.place().unsupported(format!(
-                "AEDAT 2.0 chip {chip:?}: only DAVIS240, DAVIS346 and DVS128 layouts are known"
-            ))
+                .unsupported(format!("AEDAT 2.0 chip {chip:?}: only DAVIS240, DAVIS346 and DVS128 layouts are known"))
         })?;
         let info = SourceInfo::single_event_stream(Format::Aedat2, Some(layout.size()), Some(chip));
-        Ok(Aedat2Source {
-            input,
-            info,
-            layout,
-            chunks: WordChunks::new(CHUNK),
-        })
+        Ok(Aedat2Source { input, info, layout, chunks: WordChunks::new(CHUNK) })
     }
 }
 
 /// Decodes 8-byte records; `base` is the byte offset of `bytes[0]`, for errors.
-fn decode(
-    layout: Layout,
-    bytes: &[u8],
-    base: u64,
-    out: &mut Vec<Event>,
-) -> Result<(), (u64, String)> {
+fn decode(layout: Layout, bytes: &[u8], base: u64, out: &mut Vec<Event>) -> Result<(), (u64, String)> {
     out.reserve(bytes.len() / 8);
     for (i, r) in bytes.chunks_exact(8).enumerate() {
         let a = u32::from_be_bytes([r[0], r[1], r[2], r[3]]);
@@ -117,11 +98,7 @@ fn decode(
                 }
                 (x, height - 1 - y, a & (1 << 11) != 0)
             }
-            Layout::Dvs128 => (
-                127 - ((a >> 1) & 0x7F) as u16,
-                127 - ((a >> 8) & 0x7F) as u16,
-                a & 1 == 0,
-            ),
+            Layout::Dvs128 => (127 - ((a >> 1) & 0x7F) as u16, 127 - ((a >> 8) & 0x7F) as u16, a & 1 == 0),
         };
         out.push(Event { t, x, y, p });
     }
@@ -147,9 +124,6 @@ impl<R: BufRead + Send> EventSource for Aedat2Source<R> {
                 return Err(self.input.place().malformed_at(at, what));
             }
         }
-        Ok(Some(Packet {
-            stream: 0,
-            data: PacketData::Events(events),
-        }))
+        Ok(Some(Packet { stream: 0, data: PacketData::Events(events) }))
     }
 }

@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::io::BufRead;
 
 use super::{
-    ByteInput, Event, EventError, EventSource, Format, Frame, Packet, PacketData, PixelFormat,
-    SourceInfo, StreamInfo, StreamKind,
+    ByteInput, Event, EventError, EventSource, Format, Frame, Packet, PacketData, PixelFormat, SourceInfo, StreamInfo,
+    StreamKind,
 };
 
 const END_HEADER: &[u8] = b"#!END-HEADER";
@@ -55,10 +55,9 @@ impl<R: BufRead> Aedat31Source<R> {
                 break;
             };
             if !line.starts_with(b"#") {
-                return Err(input.place().malformed_at(
-                    at,
-                    "AEDAT 3.1 header line does not start with '#' before #!END-HEADER",
-                ));
+                return Err(input
+                    .place()
+                    .malformed_at(at, "AEDAT 3.1 header line does not start with '#' before #!END-HEADER"));
             }
             if line.starts_with(END_HEADER) {
                 ended = true;
@@ -72,9 +71,7 @@ impl<R: BufRead> Aedat31Source<R> {
             }
         }
         if !ended {
-            return Err(input
-                .place()
-                .truncated("the #!END-HEADER line of the AEDAT 3.1 header"));
+            return Err(input.place().truncated("the #!END-HEADER line of the AEDAT 3.1 header"));
         }
         let size = source.as_deref().and_then(sensor_size);
         let mut info = SourceInfo::single_event_stream(Format::Aedat31, size, source.clone());
@@ -87,12 +84,7 @@ impl<R: BufRead> Aedat31Source<R> {
             compression: "none".into(),
             source,
         });
-        Ok(Aedat31Source {
-            input,
-            info,
-            body: Vec::new(),
-            pending: VecDeque::new(),
-        })
+        Ok(Aedat31Source { input, info, body: Vec::new(), pending: VecDeque::new() })
     }
 
     /// Reads packets until one yields something; queues frames (one packet each).
@@ -102,12 +94,7 @@ impl<R: BufRead> Aedat31Source<R> {
         match self.input.read_some(&mut h)? {
             0 => return Ok(false),
             28 => {}
-            got => {
-                return Err(self
-                    .input
-                    .place()
-                    .truncated(format!("a packet header (28 bytes, got {got})")))
-            }
+            got => return Err(self.input.place().truncated(format!("a packet header (28 bytes, got {got})"))),
         }
         let i32_at = |o: usize| i32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
         let kind = i16::from_le_bytes([h[0], h[1]]);
@@ -120,10 +107,7 @@ impl<R: BufRead> Aedat31Source<R> {
         }
         let bytes = size as u64 * number as u64;
         if bytes > MAX_PACKET {
-            return Err(self
-                .input
-                .place()
-                .too_large("a packet body", bytes, MAX_PACKET));
+            return Err(self.input.place().too_large("a packet body", bytes, MAX_PACKET));
         }
         let body_at = at + 28;
         if kind != POLARITY && kind != FRAME {
@@ -131,34 +115,22 @@ impl<R: BufRead> Aedat31Source<R> {
             return Ok(true);
         }
         self.body.clear();
-        self.input
-            .read_into_vec(&mut self.body, bytes, "a packet body")?;
+        self.input.read_into_vec(&mut self.body, bytes, "a packet body")?;
         let epoch = (overflow as i64) << 31;
         let place = self.input.place();
         if kind == POLARITY {
             if size != 8 {
-                return Err(place.malformed_at(
-                    at,
-                    format!("polarity packet with eventSize {size} (expected 8)"),
-                ));
+                return Err(place.malformed_at(at, format!("polarity packet with eventSize {size} (expected 8)")));
             }
             let events = decode_polarity(&self.body, epoch);
             if !events.is_empty() {
-                self.pending.push_back(Packet {
-                    stream: 0,
-                    data: PacketData::Events(events),
-                });
+                self.pending.push_back(Packet { stream: 0, data: PacketData::Events(events) });
             }
         } else {
             for (i, e) in self.body.chunks_exact(size as usize).enumerate() {
                 let frame_at = body_at + (i * size as usize) as u64;
-                if let Some(frame) =
-                    decode_frame(e, epoch).map_err(|what| place.malformed_at(frame_at, what))?
-                {
-                    self.pending.push_back(Packet {
-                        stream: 1,
-                        data: PacketData::Frame(frame),
-                    });
+                if let Some(frame) = decode_frame(e, epoch).map_err(|what| place.malformed_at(frame_at, what))? {
+                    self.pending.push_back(Packet { stream: 1, data: PacketData::Frame(frame) });
                 }
             }
         }
@@ -188,10 +160,7 @@ fn decode_polarity(body: &[u8], epoch: i64) -> Vec<Event> {
 /// origin). Pixels are reduced to 8 bits, RGB(A) reordered to BGR(A) as AEDAT4 frames are.
 fn decode_frame(e: &[u8], epoch: i64) -> Result<Option<Frame>, String> {
     if e.len() < FRAME_HEADER {
-        return Err(format!(
-            "frame event of {} bytes, shorter than its {FRAME_HEADER}-byte header",
-            e.len()
-        ));
+        return Err(format!("frame event of {} bytes, shorter than its {FRAME_HEADER}-byte header", e.len()));
     }
     let word = |i: usize| i32::from_le_bytes([e[4 * i], e[4 * i + 1], e[4 * i + 2], e[4 * i + 3]]);
     let info = word(0) as u32;
@@ -203,11 +172,7 @@ fn decode_frame(e: &[u8], epoch: i64) -> Result<Option<Frame>, String> {
         1 => PixelFormat::Gray,
         3 => PixelFormat::Bgr,
         4 => PixelFormat::Bgra,
-        c => {
-            return Err(format!(
-                "frame with {c} colour channels (expected 1, 3 or 4)"
-            ))
-        }
+        c => return Err(format!("frame with {c} colour channels (expected 1, 3 or 4)")),
     };
     let (w, h) = (word(5), word(6));
     if !(0..=u16::MAX as i32).contains(&w) || !(0..=u16::MAX as i32).contains(&h) {
@@ -215,11 +180,7 @@ fn decode_frame(e: &[u8], epoch: i64) -> Result<Option<Frame>, String> {
     }
     let n = w as usize * h as usize * channels;
     let pixels = e.get(FRAME_HEADER..FRAME_HEADER + 2 * n).ok_or_else(|| {
-        format!(
-            "frame of {w}x{h}x{channels} needs {} pixel bytes, event has {}",
-            2 * n,
-            e.len() - FRAME_HEADER
-        )
+        format!("frame of {w}x{h}x{channels} needs {} pixel bytes, event has {}", 2 * n, e.len() - FRAME_HEADER)
     })?;
     let mut out: Vec<u8> = pixels.chunks_exact(2).map(|p| p[1]).collect(); // high byte of LE u16
     if channels > 1 {

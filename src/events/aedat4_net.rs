@@ -42,9 +42,7 @@ impl Endpoint {
         if let Some(addr) = source.strip_prefix("tcp://") {
             Some(Endpoint::Tcp(addr.trim_end_matches('/').to_string()))
         } else {
-            source
-                .strip_prefix("unix://")
-                .map(|path| Endpoint::Unix(path.to_string()))
+            source.strip_prefix("unix://").map(|path| Endpoint::Unix(path.to_string()))
         }
     }
 }
@@ -82,8 +80,7 @@ impl Read for Socket {
 fn connect(endpoint: &Endpoint, opts: &NetOptions) -> io::Result<Socket> {
     match endpoint {
         Endpoint::Tcp(addr) => {
-            let mut last =
-                io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
+            let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolves to nothing");
             for a in addr.to_socket_addrs()? {
                 match TcpStream::connect_timeout(&a, opts.connect_timeout) {
                     Ok(s) => {
@@ -100,24 +97,12 @@ fn connect(endpoint: &Endpoint, opts: &NetOptions) -> io::Result<Socket> {
 }
 
 /// Connects and reads the IO header.
-pub fn open(
-    source: &str,
-    endpoint: &Endpoint,
-    opts: &NetOptions,
-) -> Result<Box<dyn EventSource>, EventError> {
-    let io_err = |err| EventError::Io {
-        input: source.to_string(),
-        offset: 0,
-        err,
-    };
+pub fn open(source: &str, endpoint: &Endpoint, opts: &NetOptions) -> Result<Box<dyn EventSource>, EventError> {
+    let io_err = |err| EventError::Io { input: source.to_string(), offset: 0, err };
     let socket = connect(endpoint, opts).map_err(io_err)?;
     let control = socket.try_clone().map_err(io_err)?;
-    control
-        .set_read_timeout(Some(opts.header_timeout))
-        .map_err(io_err)?;
+    control.set_read_timeout(Some(opts.header_timeout)).map_err(io_err)?;
     let src = Aedat4Source::open_stream(BufReader::with_capacity(256 << 10, socket), source)?;
-    control
-        .set_read_timeout(opts.read_timeout)
-        .map_err(io_err)?;
+    control.set_read_timeout(opts.read_timeout).map_err(io_err)?;
     Ok(Box::new(src))
 }

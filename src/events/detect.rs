@@ -39,8 +39,7 @@ impl Format {
     }
 }
 
-const EXPECTED: &str =
-    "AEDAT 4.0 (#!AER-DAT4.0), AEDAT 3.1 (#!AER-DAT3.1), AEDAT 2.0 (#!AER-DAT2.0), \
+const EXPECTED: &str = "AEDAT 4.0 (#!AER-DAT4.0), AEDAT 3.1 (#!AER-DAT3.1), AEDAT 2.0 (#!AER-DAT2.0), \
                         Prophesee RAW (% evt 2.0 / 3.0 header), NumPy .npz (t, x, y, p)";
 
 /// Buffer for file decoders: large enough that refills are rare against decode cost.
@@ -57,10 +56,7 @@ pub struct OpenOptions {
 impl Default for OpenOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        OpenOptions {
-            net: NetOptions::default(),
-            decode_threads: cores.min(4),
-        }
+        OpenOptions { net: NetOptions::default(), decode_threads: cores.min(4) }
     }
 }
 
@@ -73,11 +69,7 @@ pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource
     if let Some(endpoint) = Endpoint::parse(source) {
         return super::aedat4_net::open(source, &endpoint, &opts.net);
     }
-    let file = File::open(source).map_err(|err| EventError::Io {
-        input: source.to_string(),
-        offset: 0,
-        err,
-    })?;
+    let file = File::open(source).map_err(|err| EventError::Io { input: source.to_string(), offset: 0, err })?;
     open_reader(BufReader::with_capacity(FILE_BUFFER, file), source, opts)
 }
 
@@ -87,21 +79,10 @@ pub fn open_reader<R: BufRead + Send + 'static>(
     name: &str,
     opts: &OpenOptions,
 ) -> Result<Box<dyn EventSource>, EventError> {
-    let head = reader
-        .fill_buf()
-        .map_err(|err| EventError::Io {
-            input: name.to_string(),
-            offset: 0,
-            err,
-        })?
-        .to_vec();
+    let head = reader.fill_buf().map_err(|err| EventError::Io { input: name.to_string(), offset: 0, err })?.to_vec();
     let starts = |magic: &[u8]| head.starts_with(magic);
     if starts(b"#!AER-DAT4.0") {
-        Ok(Box::new(aedat4::Aedat4Source::open_file(
-            reader,
-            name,
-            opts.decode_threads,
-        )?))
+        Ok(Box::new(aedat4::Aedat4Source::open_file(reader, name, opts.decode_threads)?))
     } else if starts(b"#!AER-DAT3.1") {
         Ok(Box::new(aedat31::Aedat31Source::open(reader, name)?))
     } else if starts(b"#!AER-DAT2.0") {
@@ -109,12 +90,8 @@ pub fn open_reader<R: BufRead + Send + 'static>(
     } else if starts(b"%") {
         let (input, header) = raw::read_header(reader, name)?;
         match header.evt {
-            raw::Evt::V2 => Ok(Box::new(RawSource::<_, evt2::Evt2Decoder>::new(
-                input, &header,
-            ))),
-            raw::Evt::V3 => Ok(Box::new(RawSource::<_, evt3::Evt3Decoder>::new(
-                input, &header,
-            ))),
+            raw::Evt::V2 => Ok(Box::new(RawSource::<_, evt2::Evt2Decoder>::new(input, &header))),
+            raw::Evt::V3 => Ok(Box::new(RawSource::<_, evt3::Evt3Decoder>::new(input, &header))),
         }
     } else if starts(b"PK\x03\x04") {
         Ok(Box::new(npz::NpzSource::open(reader, name)?))

@@ -28,10 +28,9 @@ impl WordDecoder for Evt2Decoder {
                     y: (w & 0x7FF) as u16,
                     p: kind == 0x1,
                 }),
-                (0xA, Some(high)) => triggers.push(Trigger {
-                    t: high | ((w >> 22) & 0x3F) as i64,
-                    kind: (w & 1) as i8,
-                }),
+                (0xA, Some(high)) => {
+                    triggers.push(Trigger { t: high | ((w >> 22) & 0x3F) as i64, kind: (w & 1) as i8 })
+                }
                 _ => {}
             }
         }

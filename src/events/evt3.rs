@@ -36,12 +36,7 @@ impl Evt3Decoder {
 fn push_vector(events: &mut Vec<Event>, mut mask: u32, base_x: u16, t: i64, y: u16, p: bool) {
     while mask != 0 {
         let i = mask.trailing_zeros() as u16;
-        events.push(Event {
-            t,
-            x: base_x.wrapping_add(i),
-            y,
-            p,
-        });
+        events.push(Event { t, x: base_x.wrapping_add(i), y, p });
         mask &= mask - 1;
     }
 }
@@ -68,12 +63,7 @@ impl WordDecoder for Evt3Decoder {
                 }
                 _ if !s.started => {}
                 0x0 => s.y = value & 0x7FF,
-                0x2 => events.push(Event {
-                    t,
-                    x: value & 0x7FF,
-                    y: s.y,
-                    p: value & 0x800 != 0,
-                }),
+                0x2 => events.push(Event { t, x: value & 0x7FF, y: s.y, p: value & 0x800 != 0 }),
                 0x6 => {
                     s.time_low = value as i64;
                     t = s.t();
@@ -90,10 +80,7 @@ impl WordDecoder for Evt3Decoder {
                     push_vector(events, (value & 0xFF) as u32, s.base_x, t, s.y, s.polarity);
                     s.base_x = s.base_x.wrapping_add(8);
                 }
-                0xA => triggers.push(Trigger {
-                    t,
-                    kind: (value & 1) as i8,
-                }),
+                0xA => triggers.push(Trigger { t, kind: (value & 1) as i8 }),
                 _ => {}
             }
         }

@@ -11,10 +11,7 @@ pub struct ByteInput<R> {
 
 impl<R: BufRead> ByteInput<R> {
     pub fn new(inner: R, input: impl Into<String>) -> Self {
-        ByteInput {
-            inner,
-            place: Place::new(input),
-        }
+        ByteInput { inner, place: Place::new(input) }
     }
 
     pub fn place(&self) -> &Place {
@@ -36,9 +33,7 @@ impl<R: BufRead> ByteInput<R> {
             match self.inner.read(&mut buf[filled..]) {
                 Ok(0) => {
                     self.place.offset += filled as u64;
-                    return Err(self
-                        .place
-                        .truncated(format!("{expected} ({} bytes, got {filled})", buf.len())));
+                    return Err(self.place.truncated(format!("{expected} ({} bytes, got {filled})", buf.len())));
                 }
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -86,23 +81,13 @@ impl<R: BufRead> ByteInput<R> {
 
     /// Appends exactly `n` bytes to `out`, growing it as data arrives (a lying length costs
     /// nothing until the bytes are really there).
-    pub fn read_into_vec(
-        &mut self,
-        out: &mut Vec<u8>,
-        n: u64,
-        expected: &str,
-    ) -> Result<(), EventError> {
+    pub fn read_into_vec(&mut self, out: &mut Vec<u8>, n: u64, expected: &str) -> Result<(), EventError> {
         let before = out.len();
-        let got = (&mut self.inner)
-            .take(n)
-            .read_to_end(out)
-            .map_err(|e| self.place.io(e))? as u64;
+        let got = (&mut self.inner).take(n).read_to_end(out).map_err(|e| self.place.io(e))? as u64;
         debug_assert_eq!(out.len() - before, got as usize);
         self.place.offset += got;
         if got < n {
-            return Err(self
-                .place
-                .truncated(format!("{expected} ({n} bytes, got {got})")));
+            return Err(self.place.truncated(format!("{expected} ({n} bytes, got {got})")));
         }
         Ok(())
     }
@@ -136,23 +121,17 @@ impl<R: BufRead> ByteInput<R> {
 
     /// Appends up to `n` bytes (fewer at the end of the input) to `out`.
     pub fn read_into_vec_up_to(&mut self, out: &mut Vec<u8>, n: u64) -> Result<(), EventError> {
-        let got = (&mut self.inner)
-            .take(n)
-            .read_to_end(out)
-            .map_err(|e| self.place.io(e))? as u64;
+        let got = (&mut self.inner).take(n).read_to_end(out).map_err(|e| self.place.io(e))? as u64;
         self.place.offset += got;
         Ok(())
     }
 
     /// Reads and discards `n` bytes.
     pub fn skip(&mut self, n: u64, expected: &str) -> Result<(), EventError> {
-        let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())
-            .map_err(|e| self.place.io(e))?;
+        let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink()).map_err(|e| self.place.io(e))?;
         self.place.offset += copied;
         if copied < n {
-            return Err(self
-                .place
-                .truncated(format!("{expected} ({n} bytes, got {copied})")));
+            return Err(self.place.truncated(format!("{expected} ({n} bytes, got {copied})")));
         }
         Ok(())
     }
@@ -168,10 +147,7 @@ impl<R: BufRead> ByteInput<R> {
                 Some(b'\n') => break,
                 Some(b) => {
                     if line.len() >= limit {
-                        return Err(self.place.malformed_at(
-                            start,
-                            format!("header line longer than {limit} bytes"),
-                        ));
+                        return Err(self.place.malformed_at(start, format!("header line longer than {limit} bytes")));
                     }
                     line.push(b)
                 }

@@ -35,10 +35,7 @@ pub fn open_sample() -> Result<Box<dyn EventSource>, EventError> {
 #[doc(hidden)]
 pub fn fuzz_drain(bytes: Vec<u8>) {
     for threads in [1, 2] {
-        let opts = OpenOptions {
-            decode_threads: threads,
-            ..OpenOptions::default()
-        };
+        let opts = OpenOptions { decode_threads: threads, ..OpenOptions::default() };
         if let Ok(mut source) = open_reader(std::io::Cursor::new(bytes.clone()), "fuzz", &opts) {
             while let Ok(Some(_)) = source.next_packet() {}
         }
@@ -160,11 +157,7 @@ pub struct SourceInfo {
 
 impl SourceInfo {
     /// A source with exactly one event stream (all formats but AEDAT4).
-    pub fn single_event_stream(
-        format: Format,
-        size: Option<(u16, u16)>,
-        source: Option<String>,
-    ) -> Self {
+    pub fn single_event_stream(format: Format, size: Option<(u16, u16)>, source: Option<String>) -> Self {
         SourceInfo {
             format,
             streams: vec![StreamInfo {
@@ -210,15 +203,9 @@ impl std::str::FromStr for StreamSelector {
 
 impl StreamSelector {
     /// Resolves the selector against a source's streams.
-    pub fn resolve<'a>(
-        &self,
-        input: &str,
-        info: &'a SourceInfo,
-    ) -> Result<&'a StreamInfo, EventError> {
+    pub fn resolve<'a>(&self, input: &str, info: &'a SourceInfo) -> Result<&'a StreamInfo, EventError> {
         let found = match self {
-            StreamSelector::FirstEvents => {
-                info.streams.iter().find(|s| s.kind == StreamKind::Events)
-            }
+            StreamSelector::FirstEvents => info.streams.iter().find(|s| s.kind == StreamKind::Events),
             StreamSelector::Id(id) => info.streams.iter().find(|s| s.id == *id),
             StreamSelector::Name(name) => info.streams.iter().find(|s| &s.name == name),
         };
@@ -238,11 +225,7 @@ fn describe_streams(info: &SourceInfo) -> String {
     if info.streams.is_empty() {
         return "(none)".into();
     }
-    info.streams
-        .iter()
-        .map(|s| format!("{} {:?} ({})", s.id, s.name, s.type_id))
-        .collect::<Vec<_>>()
-        .join(", ")
+    info.streams.iter().map(|s| format!("{} {:?} ({})", s.id, s.name, s.type_id)).collect::<Vec<_>>().join(", ")
 }
 
 /// Reads the event batches of one stream of a source, skipping the others.
@@ -252,10 +235,7 @@ pub struct EventReader {
 }
 
 impl EventReader {
-    pub fn new(
-        source: Box<dyn EventSource>,
-        selector: &StreamSelector,
-    ) -> Result<Self, EventError> {
+    pub fn new(source: Box<dyn EventSource>, selector: &StreamSelector) -> Result<Self, EventError> {
         let stream = selector.resolve(source.input_name(), source.info())?;
         if stream.kind != StreamKind::Events {
             return Err(EventError::UnknownStream {

@@ -29,14 +29,12 @@ impl NpzSource {
         let mut bytes = Vec::new();
         input.read_into_vec_up_to(&mut bytes, MAX_FILE + 1)?;
         if bytes.len() as u64 > MAX_FILE {
-            return Err(input
-                .place()
-                .too_large("an .npz archive", bytes.len() as u64, MAX_FILE));
+            return Err(input.place().too_large("an .npz archive", bytes.len() as u64, MAX_FILE));
         }
         let place = input.place().clone();
         let bad = |what: String| place.malformed_at(0, what);
-        let mut archive = NpzArchive::new(Cursor::new(bytes))
-            .map_err(|e| bad(format!("not a readable .npz (zip) archive: {e}")))?;
+        let mut archive =
+            NpzArchive::new(Cursor::new(bytes)).map_err(|e| bad(format!("not a readable .npz (zip) archive: {e}")))?;
         let mut column = |key: &str| -> Result<Vec<i64>, EventError> {
             let file = archive
                 .by_name(key)
@@ -54,11 +52,7 @@ impl NpzSource {
                 p.len()
             )));
         }
-        for (key, col, max) in [
-            ("x", &x, u16::MAX as i64),
-            ("y", &y, u16::MAX as i64),
-            ("p", &p, 1),
-        ] {
+        for (key, col, max) in [("x", &x, u16::MAX as i64), ("y", &y, u16::MAX as i64), ("p", &p, 1)] {
             if let Some(i) = col.iter().position(|v| !(0..=max).contains(v)) {
                 return Err(bad(format!("{key}[{i}] = {} is outside 0..={max}", col[i])));
             }
@@ -70,15 +64,7 @@ impl NpzSource {
             (w as u16, h as u16)
         });
         let info = SourceInfo::single_event_stream(Format::Npz, size, None);
-        Ok(NpzSource {
-            name: name.to_string(),
-            info,
-            t,
-            x,
-            y,
-            p,
-            next: 0,
-        })
+        Ok(NpzSource { name: name.to_string(), info, t, x, y, p, next: 0 })
     }
 }
 
@@ -88,20 +74,13 @@ fn read_column<R: Read>(file: npyz::NpyFile<R>) -> Result<Vec<i64>, String> {
         return Err(format!("shape {:?} (expected one dimension)", file.shape()));
     }
     if file.len() > MAX_EVENTS {
-        return Err(format!(
-            "{} elements, over the limit of {MAX_EVENTS}",
-            file.len()
-        ));
+        return Err(format!("{} elements, over the limit of {MAX_EVENTS}", file.len()));
     }
     let descr = file.dtype().descr().trim_matches('\'').to_string();
     let io = |e: std::io::Error| e.to_string();
     macro_rules! ints {
         ($t:ty) => {
-            file.into_vec::<$t>()
-                .map_err(io)?
-                .into_iter()
-                .map(|v| v as i64)
-                .collect()
+            file.into_vec::<$t>().map_err(io)?.into_iter().map(|v| v as i64).collect()
         };
     }
     Ok(match descr.get(1..).unwrap_or("") {
@@ -118,24 +97,10 @@ fn read_column<R: Read>(file: npyz::NpyFile<R>) -> Result<Vec<i64>, String> {
                 .map(|v| i64::try_from(v).map_err(|_| format!("value {v} beyond i64")))
                 .collect::<Result<_, _>>()?
         }
-        "b1" => file
-            .into_vec::<bool>()
-            .map_err(io)?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        "f4" => whole(
-            file.into_vec::<f32>()
-                .map_err(io)?
-                .into_iter()
-                .map(f64::from),
-        )?,
+        "b1" => file.into_vec::<bool>().map_err(io)?.into_iter().map(i64::from).collect(),
+        "f4" => whole(file.into_vec::<f32>().map_err(io)?.into_iter().map(f64::from))?,
         "f8" => whole(file.into_vec::<f64>().map_err(io)?.into_iter())?,
-        _ => {
-            return Err(format!(
-                "dtype {descr} (expected integers, floats or bools)"
-            ))
-        }
+        _ => return Err(format!("dtype {descr} (expected integers, floats or bools)")),
     })
 }
 
@@ -167,16 +132,8 @@ impl EventSource for NpzSource {
         }
         self.next = end;
         let events = (start..end)
-            .map(|i| Event {
-                t: self.t[i],
-                x: self.x[i] as u16,
-                y: self.y[i] as u16,
-                p: self.p[i] != 0,
-            })
+            .map(|i| Event { t: self.t[i], x: self.x[i] as u16, y: self.y[i] as u16, p: self.p[i] != 0 })
             .collect();
-        Ok(Some(Packet {
-            stream: 0,
-            data: PacketData::Events(events),
-        }))
+        Ok(Some(Packet { stream: 0, data: PacketData::Events(events) }))
     }
 }

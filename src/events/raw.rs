@@ -4,8 +4,7 @@
 use std::io::BufRead;
 
 use super::{
-    ByteInput, Event, EventError, EventSource, Format, Packet, PacketData, SourceInfo, StreamInfo,
-    StreamKind, Trigger,
+    ByteInput, Event, EventError, EventSource, Format, Packet, PacketData, SourceInfo, StreamInfo, StreamKind, Trigger,
 };
 
 /// A stateful decoder of one RAW word format.
@@ -39,10 +38,7 @@ impl<R: BufRead, D: WordDecoder> RawSource<R, D> {
     }
 
     fn take_triggers(&mut self) -> Packet {
-        Packet {
-            stream: 1,
-            data: PacketData::Triggers(std::mem::take(&mut self.triggers)),
-        }
+        Packet { stream: 1, data: PacketData::Triggers(std::mem::take(&mut self.triggers)) }
     }
 }
 
@@ -70,10 +66,7 @@ impl<R: BufRead + Send, D: WordDecoder> EventSource for RawSource<R, D> {
         if events.is_empty() {
             return Ok(Some(self.take_triggers()));
         }
-        Ok(Some(Packet {
-            stream: 0,
-            data: PacketData::Events(events),
-        }))
+        Ok(Some(Packet { stream: 0, data: PacketData::Events(events) }))
     }
 }
 
@@ -129,10 +122,7 @@ fn size_from_name(name: &str) -> Option<(u16, u16)> {
 
 /// Reads header lines while they start with `%` (or up to `% end`); returns the input
 /// positioned at the first data byte.
-pub fn read_header<R: BufRead>(
-    reader: R,
-    name: &str,
-) -> Result<(ByteInput<R>, RawHeader), EventError> {
+pub fn read_header<R: BufRead>(reader: R, name: &str) -> Result<(ByteInput<R>, RawHeader), EventError> {
     let mut input = ByteInput::new(reader, name);
     let (mut evt, mut size, mut camera) = (None, None, None);
     for _ in 0..MAX_LINES {
@@ -154,10 +144,9 @@ pub fn read_header<R: BufRead>(
                     "2.0" => Evt::V2,
                     "3.0" => Evt::V3,
                     other => {
-                        return Err(input.place().malformed_at(
-                            at,
-                            format!("% evt {other}: only EVT 2.0 and 3.0 are supported"),
-                        ))
+                        return Err(input
+                            .place()
+                            .malformed_at(at, format!("% evt {other}: only EVT 2.0 and 3.0 are supported")))
                     }
                 })
             }
@@ -167,10 +156,9 @@ pub fn read_header<R: BufRead>(
                     "EVT2" => evt = evt.or(Some(Evt::V2)),
                     "EVT3" => evt = evt.or(Some(Evt::V3)),
                     other => {
-                        return Err(input.place().malformed_at(
-                            at,
-                            format!("% format {other}: only EVT2 and EVT3 are supported"),
-                        ))
+                        return Err(input
+                            .place()
+                            .malformed_at(at, format!("% format {other}: only EVT2 and EVT3 are supported")))
                     }
                 }
                 let (mut w, mut h) = (None, None);
@@ -187,16 +175,10 @@ pub fn read_header<R: BufRead>(
             }
             "geometry" => {
                 if size.is_none() {
-                    size = value
-                        .split_once('x')
-                        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+                    size = value.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
                 }
             }
-            "plugin_name"
-            | "system_ID"
-            | "sensor_generation"
-            | "camera_integrator_name"
-            | "integrator_name" => {
+            "plugin_name" | "system_ID" | "sensor_generation" | "camera_integrator_name" | "integrator_name" => {
                 if size.is_none() {
                     size = size_from_name(value);
                 }
@@ -208,9 +190,7 @@ pub fn read_header<R: BufRead>(
         }
     }
     let evt = evt.ok_or_else(|| {
-        input.place().malformed(
-            "RAW header names no event format (expected `% evt 2.0|3.0` or `% format EVT2|EVT3`)",
-        )
+        input.place().malformed("RAW header names no event format (expected `% evt 2.0|3.0` or `% format EVT2|EVT3`)")
     })?;
     Ok((input, RawHeader { evt, size, camera }))
 }
@@ -225,11 +205,7 @@ pub struct WordChunks {
 
 impl WordChunks {
     pub fn new(chunk_bytes: usize) -> Self {
-        WordChunks {
-            buf: vec![0; chunk_bytes],
-            tail: [0; 8],
-            tail_len: 0,
-        }
+        WordChunks { buf: vec![0; chunk_bytes], tail: [0; 8], tail_len: 0 }
     }
 
     /// The next chunk of whole `word`-byte words with the input offset of its first byte, or
@@ -244,9 +220,7 @@ impl WordChunks {
         let got = input.read_some(&mut self.buf[carry..])?;
         if got == 0 {
             if carry > 0 {
-                return Err(input
-                    .place()
-                    .truncated(format!("a {word}-byte word (got {carry} bytes)")));
+                return Err(input.place().truncated(format!("a {word}-byte word (got {carry} bytes)")));
             }
             return Ok(None);
         }

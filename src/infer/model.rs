@@ -42,9 +42,7 @@ impl Role {
     }
 
     fn parse(s: &str) -> Option<Role> {
-        [Role::Full, Role::Encoder, Role::Fusion]
-            .into_iter()
-            .find(|r| r.name() == s)
+        [Role::Full, Role::Encoder, Role::Fusion].into_iter().find(|r| r.name() == s)
     }
 
     pub fn inputs(self) -> &'static [&'static str] {
@@ -79,89 +77,45 @@ pub struct SafeModel {
 impl SafeModel {
     pub fn load(path: &Path, config: &SessionConfig) -> Result<Self, ModelError> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|err| ModelError::Read {
-            path: shown.clone(),
-            err,
-        })?;
+        let bytes = std::fs::read(path).map_err(|err| ModelError::Read { path: shown.clone(), err })?;
         Self::from_bytes(&bytes, &shown, config)
     }
 
-    pub fn from_bytes(
-        bytes: &[u8],
-        name: &str,
-        config: &SessionConfig,
-    ) -> Result<Self, ModelError> {
+    pub fn from_bytes(bytes: &[u8], name: &str, config: &SessionConfig) -> Result<Self, ModelError> {
         let session = runtime::session(bytes, config, name)?;
-        let bad = |what: String| ModelError::Contract {
-            path: name.to_string(),
-            what,
-        };
-        let meta = session.metadata().map_err(|err| InferError::Ort {
-            what: format!("{name}: metadata"),
-            err,
-        })?;
-        let get = |key: &str| {
-            meta.custom(key)
-                .ok_or_else(|| bad(format!("metadata has no {key:?}")))
-        };
+        let bad = |what: String| ModelError::Contract { path: name.to_string(), what };
+        let meta = session.metadata().map_err(|err| InferError::Ort { what: format!("{name}: metadata"), err })?;
+        let get = |key: &str| meta.custom(key).ok_or_else(|| bad(format!("metadata has no {key:?}")));
         let version = get("safe.format_version")?;
         if version != FORMAT_VERSION {
-            return Err(bad(format!(
-                "format version {version}, this safed reads {FORMAT_VERSION}"
-            )));
+            return Err(bad(format!("format version {version}, this safed reads {FORMAT_VERSION}")));
         }
         let role_name = get("safe.role")?;
-        let role =
-            Role::parse(&role_name).ok_or_else(|| bad(format!("unknown role {role_name:?}")))?;
+        let role = Role::parse(&role_name).ok_or_else(|| bad(format!("unknown role {role_name:?}")))?;
         let labels: Vec<String> = serde_json::from_str(&get("safe.labels")?)
             .map_err(|e| bad(format!("safe.labels is not a JSON list: {e}")))?;
         let number = |key: &str| -> Result<usize, ModelError> {
-            get(key)?
-                .parse()
-                .map_err(|_| bad(format!("{key} is not a number")))
+            get(key)?.parse().map_err(|_| bad(format!("{key} is not a number")))
         };
         let triple = |key: &str| -> Result<[f32; 3], ModelError> {
-            serde_json::from_str(&get(key)?)
-                .map_err(|e| bad(format!("{key} is not three numbers: {e}")))
+            serde_json::from_str(&get(key)?).map_err(|e| bad(format!("{key} is not three numbers: {e}")))
         };
-        let (frames, image_size, tokens, embed_dim) = (
-            number("safe.frames")?,
-            number("safe.image_size")?,
-            number("safe.tokens")?,
-            number("safe.embed_dim")?,
-        );
+        let (frames, image_size, tokens, embed_dim) =
+            (number("safe.frames")?, number("safe.image_size")?, number("safe.tokens")?, number("safe.embed_dim")?);
         let (mean, std) = (triple("safe.mean")?, triple("safe.std")?);
         drop(meta);
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         if inputs != role.inputs() {
-            return Err(bad(format!(
-                "a {} graph takes inputs {:?}, this one {inputs:?}",
-                role.name(),
-                role.inputs()
-            )));
+            return Err(bad(format!("a {} graph takes inputs {:?}, this one {inputs:?}", role.name(), role.inputs())));
         }
         let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         if outputs != [role.output()] {
-            return Err(bad(format!(
-                "a {} graph gives {:?}, this one {outputs:?}",
-                role.name(),
-                role.output()
-            )));
+            return Err(bad(format!("a {} graph gives {:?}, this one {outputs:?}", role.name(), role.output())));
         }
         if role != Role::Encoder && labels.is_empty() {
             return Err(bad("no labels".into()));
         }
-        Ok(SafeModel {
-            session,
-            role,
-            labels,
-            frames,
-            image_size,
-            tokens,
-            embed_dim,
-            mean,
-            std,
-        })
+        Ok(SafeModel { session, role, labels, frames, image_size, tokens, embed_dim, mean, std })
     }
 }
 
@@ -172,33 +126,17 @@ impl SafeModel {
         }
         Err(ModelError::Contract {
             path: "model".into(),
-            what: format!(
-                "this is a {} graph; a {} graph is needed",
-                self.role.name(),
-                role.name()
-            ),
+            what: format!("this is a {} graph; a {} graph is needed", self.role.name(), role.name()),
         })
     }
 
-    fn run_f32(
-        &mut self,
-        inputs: &[(&str, Vec<usize>, &[f32])],
-        what: &str,
-    ) -> Result<Vec<f32>, ModelError> {
+    fn run_f32(&mut self, inputs: &[(&str, Vec<usize>, &[f32])], what: &str) -> Result<Vec<f32>, ModelError> {
         use ort::value::TensorRef;
-        let err = |err: ort::Error| {
-            ModelError::Infer(InferError::Ort {
-                what: what.to_string(),
-                err,
-            })
-        };
+        let err = |err: ort::Error| ModelError::Infer(InferError::Ort { what: what.to_string(), err });
         let mut feed = Vec::with_capacity(inputs.len());
         for (name, shape, data) in inputs {
             let t = TensorRef::from_array_view((shape.clone(), *data)).map_err(err)?;
-            feed.push((
-                std::borrow::Cow::Borrowed(*name),
-                ort::session::SessionInputValue::from(t),
-            ));
+            feed.push((std::borrow::Cow::Borrowed(*name), ort::session::SessionInputValue::from(t)));
         }
         let output = self.role.output();
         let out = self.session.run(feed).map_err(err)?;
@@ -229,10 +167,7 @@ impl SafeModel {
         }
         let b = rgb.len() / per_sample;
         let shape = vec![b, self.frames, 3, self.image_size, self.image_size];
-        let out = self.run_f32(
-            &[("rgb", shape.clone(), rgb), ("event", shape, event)],
-            "classify",
-        )?;
+        let out = self.run_f32(&[("rgb", shape.clone(), rgb), ("event", shape, event)], "classify")?;
         Ok(out.chunks(self.labels.len()).map(<[f32]>::to_vec).collect())
     }
 
@@ -245,21 +180,12 @@ impl SafeModel {
     }
 
     /// Fusion graph: frame-averaged tokens of B samples -> B rows of log-probabilities.
-    pub fn fuse(
-        &mut self,
-        rgb_tokens: &[f32],
-        event_tokens: &[f32],
-    ) -> Result<Vec<Vec<f32>>, ModelError> {
+    pub fn fuse(&mut self, rgb_tokens: &[f32], event_tokens: &[f32]) -> Result<Vec<Vec<f32>>, ModelError> {
         self.expect_role(Role::Fusion)?;
         let b = rgb_tokens.len() / (self.tokens * self.embed_dim);
         let shape = vec![b, self.tokens, self.embed_dim];
-        let out = self.run_f32(
-            &[
-                ("rgb_tokens", shape.clone(), rgb_tokens),
-                ("event_tokens", shape, event_tokens),
-            ],
-            "fuse",
-        )?;
+        let out =
+            self.run_f32(&[("rgb_tokens", shape.clone(), rgb_tokens), ("event_tokens", shape, event_tokens)], "fuse")?;
         Ok(out.chunks(self.labels.len()).map(<[f32]>::to_vec).collect())
     }
 
@@ -267,15 +193,6 @@ impl SafeModel {
     pub fn top(&self, log_probs: &[f32], k: usize) -> Vec<(String, f32)> {
         let mut order: Vec<usize> = (0..log_probs.len()).collect();
         order.sort_by(|&a, &b| log_probs[b].total_cmp(&log_probs[a]));
-        order
-            .into_iter()
-            .take(k)
-            .map(|i| {
-                (
-                    self.labels.get(i).cloned().unwrap_or_default(),
-                    log_probs[i],
-                )
-            })
-            .collect()
+        order.into_iter().take(k).map(|i| (self.labels.get(i).cloned().unwrap_or_default(), log_probs[i])).collect()
     }
 }

@@ -11,10 +11,7 @@ use image::RgbImage;
 #[non_exhaustive]
 pub enum PreprocessError {
     #[error("{path}: {err}")]
-    Image {
-        path: String,
-        err: image::ImageError,
-    },
+    Image { path: String, err: image::ImageError },
     #[error("{path}: {err}")]
     Io { path: String, err: std::io::Error },
     #[error("{path}: no PNG or JPEG frames")]
@@ -43,17 +40,13 @@ pub fn image_to_chw(img: &RgbImage, size: u32, mean: [f32; 3], std: [f32; 3], ou
 
 pub fn load_image(path: &Path) -> Result<RgbImage, PreprocessError> {
     let shown = || path.display().to_string();
-    Ok(image::open(path)
-        .map_err(|err| PreprocessError::Image { path: shown(), err })?
-        .to_rgb8())
+    Ok(image::open(path).map_err(|err| PreprocessError::Image { path: shown(), err })?.to_rgb8())
 }
 
 /// F indices spread evenly over `n` frames (the middle of F equal segments): deterministic,
 /// as evaluation needs. With fewer than F frames, some repeat.
 pub fn evenly_spaced(n: usize, f: usize) -> Vec<usize> {
-    (0..f)
-        .map(|i| ((2 * i + 1) * n / (2 * f)).min(n.saturating_sub(1)))
-        .collect()
+    (0..f).map(|i| ((2 * i + 1) * n / (2 * f)).min(n.saturating_sub(1))).collect()
 }
 
 /// The PNG/JPEG files of a folder, in name order (the datasets number their frames).
@@ -107,13 +100,8 @@ mod tests {
 
     #[test]
     fn normalisation_maps_0_255_to_minus_1_1() {
-        let img = RgbImage::from_fn(2, 2, |x, _| {
-            if x == 0 {
-                image::Rgb([0, 255, 0])
-            } else {
-                image::Rgb([255, 0, 255])
-            }
-        });
+        let img =
+            RgbImage::from_fn(2, 2, |x, _| if x == 0 { image::Rgb([0, 255, 0]) } else { image::Rgb([255, 0, 255]) });
         let mut out = vec![0.0; 12];
         image_to_chw(&img, 2, [0.5; 3], [0.5; 3], &mut out);
         assert_eq!(&out[..4], &[-1.0, 1.0, -1.0, 1.0]); // R plane

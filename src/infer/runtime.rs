@@ -32,11 +32,7 @@ pub fn default_library_path() -> PathBuf {
     }
     // Next to an installed binary (bin/../lib), else the development checkout.
     if let Ok(exe) = std::env::current_exe() {
-        if let Some(lib) = exe
-            .parent()
-            .and_then(Path::parent)
-            .map(|p| p.join("lib/libonnxruntime.so"))
-        {
+        if let Some(lib) = exe.parent().and_then(Path::parent).map(|p| p.join("lib/libonnxruntime.so")) {
             if lib.exists() {
                 return lib;
             }
@@ -52,35 +48,18 @@ pub fn environment(library: Option<&Path>) -> Result<&'static Environment, Infer
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env);
     }
-    let path = library
-        .map(Path::to_path_buf)
-        .unwrap_or_else(default_library_path);
+    let path = library.map(Path::to_path_buf).unwrap_or_else(default_library_path);
     if !path.exists() {
         return Err(InferError::LibraryMissing(path));
     }
-    let builder = ort::init_from(&path).map_err(|e| InferError::LibraryLoad {
-        path: path.clone(),
-        err: e.to_string(),
-    })?;
-    let env = builder
-        .with_name("safed")
-        .build()
-        .map_err(ort_err("creating the ONNX Runtime environment"))?;
+    let builder =
+        ort::init_from(&path).map_err(|e| InferError::LibraryLoad { path: path.clone(), err: e.to_string() })?;
+    let env = builder.with_name("safed").build().map_err(ort_err("creating the ONNX Runtime environment"))?;
     Ok(ENVIRONMENT.get_or_init(|| env))
 }
 
 /// Which execution provider runs the graph.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Deserialize,
-    serde::Serialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     #[default]
@@ -106,14 +85,7 @@ pub struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig {
-            library: None,
-            provider: Provider::Cpu,
-            device_id: 0,
-            threads: 0,
-            optimization: 3,
-            spin: true,
-        }
+        SessionConfig { library: None, provider: Provider::Cpu, device_id: 0, threads: 0, optimization: 3, spin: true }
     }
 }
 
@@ -129,30 +101,19 @@ pub fn session(model: &[u8], config: &SessionConfig, what: &str) -> Result<Sessi
     let mut builder = Session::builder(env)
         .map_err(ort_err(format!("{what}: session options")))?
         .with_optimization_level(level)
-        .map_err(|e| InferError::Ort {
-            what: format!("{what}: optimisation level"),
-            err: e.into(),
-        })?;
+        .map_err(|e| InferError::Ort { what: format!("{what}: optimisation level"), err: e.into() })?;
     if config.threads > 0 {
         builder = builder
             .with_intra_threads(config.threads)
-            .map_err(|e| InferError::Ort {
-                what: format!("{what}: thread count"),
-                err: e.into(),
-            })?;
+            .map_err(|e| InferError::Ort { what: format!("{what}: thread count"), err: e.into() })?;
     }
     if !config.spin {
         builder = builder
             .with_intra_op_spinning(false)
-            .map_err(|e| InferError::Ort {
-                what: format!("{what}: thread spinning"),
-                err: e.into(),
-            })?;
+            .map_err(|e| InferError::Ort { what: format!("{what}: thread spinning"), err: e.into() })?;
     }
     builder = providers::apply(builder, config, what)?;
-    builder
-        .commit_from_memory(model)
-        .map_err(ort_err(format!("{what}: loading the model")))
+    builder.commit_from_memory(model).map_err(ort_err(format!("{what}: loading the model")))
 }
 
 mod providers {
@@ -163,27 +124,15 @@ mod providers {
 
     /// Registers the configured provider. A GPU provider that cannot be registered is an
     /// error: a config that asks for a GPU must not silently run on the CPU.
-    pub fn apply(
-        builder: SessionBuilder,
-        config: &SessionConfig,
-        what: &str,
-    ) -> Result<SessionBuilder, InferError> {
+    pub fn apply(builder: SessionBuilder, config: &SessionConfig, what: &str) -> Result<SessionBuilder, InferError> {
         let provider = match config.provider {
             Provider::Cpu => return Ok(builder),
-            Provider::Cuda => ep::CUDA::default()
-                .with_device_id(config.device_id)
-                .build()
-                .error_on_failure(),
-            Provider::Tensorrt => ep::TensorRT::default()
-                .with_device_id(config.device_id)
-                .build()
-                .error_on_failure(),
+            Provider::Cuda => ep::CUDA::default().with_device_id(config.device_id).build().error_on_failure(),
+            Provider::Tensorrt => ep::TensorRT::default().with_device_id(config.device_id).build().error_on_failure(),
         };
-        builder
-            .with_execution_providers([provider])
-            .map_err(|e| InferError::Ort {
-                what: format!("{what}: execution provider {:?}", config.provider),
-                err: e.into(),
-            })
+        builder.with_execution_providers([provider]).map_err(|e| InferError::Ort {
+            what: format!("{what}: execution provider {:?}", config.provider),
+            err: e.into(),
+        })
     }
 }

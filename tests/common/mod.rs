@@ -20,9 +20,7 @@ pub const FIXTURES: &[&str] = &[
 ];
 
 pub fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 /// The `t,x,y,p` CSV of the first event stream of a source, as `safed dump` writes it.

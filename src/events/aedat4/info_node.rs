@@ -22,9 +22,7 @@ pub fn parse(xml: &str, compression: Compression) -> Result<Vec<StreamInfo>, Str
     let mut streams = Vec::new();
     for node in out_info.children().filter(|n| n.has_tag_name("node")) {
         let name = node.attribute("name").unwrap_or("");
-        let id: u32 = name
-            .parse()
-            .map_err(|_| format!("stream node name {name:?} is not a stream id"))?;
+        let id: u32 = name.parse().map_err(|_| format!("stream node name {name:?} is not a stream id"))?;
         let attr = |n: roxmltree::Node, key: &str| {
             n.children()
                 .find(|c| c.has_tag_name("attr") && c.attribute("key") == Some(key))
@@ -32,8 +30,7 @@ pub fn parse(xml: &str, compression: Compression) -> Result<Vec<StreamInfo>, Str
                 .map(str::trim)
                 .map(String::from)
         };
-        let type_id =
-            attr(node, "typeIdentifier").ok_or(format!("stream {id} has no typeIdentifier"))?;
+        let type_id = attr(node, "typeIdentifier").ok_or(format!("stream {id} has no typeIdentifier"))?;
         let kind = match type_id.as_str() {
             "EVTS" => StreamKind::Events,
             "FRME" => StreamKind::Frames,
@@ -41,9 +38,7 @@ pub fn parse(xml: &str, compression: Compression) -> Result<Vec<StreamInfo>, Str
             "TRIG" => StreamKind::Triggers,
             _ => StreamKind::Other,
         };
-        let info = node
-            .children()
-            .find(|n| n.has_tag_name("node") && n.attribute("name") == Some("info"));
+        let info = node.children().find(|n| n.has_tag_name("node") && n.attribute("name") == Some("info"));
         let size = info.and_then(|i| {
             let w = attr(i, "sizeX")?.parse().ok()?;
             let h = attr(i, "sizeY")?.parse().ok()?;

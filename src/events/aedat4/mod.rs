@@ -15,9 +15,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 
-use super::{
-    ByteInput, EventError, EventSource, Format, Packet, Place, SourceInfo, StreamInfo, StreamKind,
-};
+use super::{ByteInput, EventError, EventSource, Format, Packet, Place, SourceInfo, StreamInfo, StreamKind};
 use packet::{PacketDecoder, RawPacket};
 use parallel::{Job, Pipeline};
 use positioned::FileFramer;
@@ -76,12 +74,7 @@ pub(crate) struct PacketHead {
 }
 
 /// Checks an 8-byte packet header read at `at`: a declared stream, a size within bounds.
-fn parse_head(
-    header: [u8; 8],
-    at: u64,
-    kinds: &[Option<StreamKind>],
-    place: &Place,
-) -> Result<PacketHead, EventError> {
+fn parse_head(header: [u8; 8], at: u64, kinds: &[Option<StreamKind>], place: &Place) -> Result<PacketHead, EventError> {
     let stream = i32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let size = i32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if size < 0 {
@@ -97,21 +90,11 @@ fn parse_head(
             limit: MAX_PACKET,
         });
     }
-    let kind = usize::try_from(stream)
-        .ok()
-        .and_then(|i| kinds.get(i).copied().flatten());
+    let kind = usize::try_from(stream).ok().and_then(|i| kinds.get(i).copied().flatten());
     let Some(kind) = kind else {
-        return Err(place.malformed_at(
-            at,
-            format!("packet of stream {stream}, which the IO header does not declare"),
-        ));
+        return Err(place.malformed_at(at, format!("packet of stream {stream}, which the IO header does not declare")));
     };
-    Ok(PacketHead {
-        stream: stream as u32,
-        kind,
-        size,
-        body_at: at + 8,
-    })
+    Ok(PacketHead { stream: stream as u32, kind, size, body_at: at + 8 })
 }
 
 impl<R: BufRead> Framer<R> {
@@ -127,12 +110,7 @@ impl<R: BufRead> Framer<R> {
             match self.input.read_some(&mut header)? {
                 0 => return Ok(None),
                 8 => {}
-                got => {
-                    return Err(self
-                        .input
-                        .place()
-                        .truncated(format!("a packet header (8 bytes, got {got})")))
-                }
+                got => return Err(self.input.place().truncated(format!("a packet header (8 bytes, got {got})"))),
             }
             let head = parse_head(header, at, &self.kinds, self.input.place())?;
             if head.kind != StreamKind::Other {
@@ -148,8 +126,7 @@ impl<R: BufRead> Framer<R> {
             return Ok(false);
         };
         raw.body.clear();
-        self.input
-            .read_into_vec(&mut raw.body, head.size, "a packet body")?;
+        self.input.read_into_vec(&mut raw.body, head.size, "a packet body")?;
         (raw.stream, raw.kind, raw.body_at) = (head.stream, head.kind, head.body_at);
         Ok(true)
     }
@@ -165,9 +142,7 @@ impl<R: BufRead> Framer<R> {
         };
         let decoded = self
             .input
-            .with_bytes(h.size, scratch, "a packet body", |body| {
-                decoder.decode(h.stream, h.kind, h.body_at, body)
-            })?;
+            .with_bytes(h.size, scratch, "a packet body", |body| decoder.decode(h.stream, h.kind, h.body_at, body))?;
         decoded.map(Some)
     }
 }
@@ -194,21 +169,12 @@ fn read_header<R: BufRead>(input: &mut ByteInput<R>, format: Format) -> Result<H
     let bad = |what: String| input.place().malformed_at(header_at, what);
     let root = size_prefixed_root::<IoHeader>(&header)
         .map_err(|e| bad(format!("IO header is not a valid IOHE flatbuffer: {e}")))?;
-    let compression = Compression::from_header(root.compression()).ok_or_else(|| {
-        bad(format!(
-            "unknown compression {} (expected 0-4)",
-            root.compression()
-        ))
-    })?;
+    let compression = Compression::from_header(root.compression())
+        .ok_or_else(|| bad(format!("unknown compression {} (expected 0-4)", root.compression())))?;
     let data_end = u64::try_from(root.data_table_position()).ok();
     let streams = info_node::parse(root.info_node().unwrap_or(""), compression)
         .map_err(|what| bad(format!("IO header infoNode: {what}")))?;
-    Ok(Header {
-        format,
-        compression,
-        data_end,
-        streams,
-    })
+    Ok(Header { format, compression, data_end, streams })
 }
 
 pub struct Aedat4Source<R> {
@@ -218,11 +184,7 @@ pub struct Aedat4Source<R> {
 }
 
 enum Mode<R> {
-    Inline {
-        framer: Framer<R>,
-        decoder: PacketDecoder,
-        scratch: Vec<u8>,
-    },
+    Inline { framer: Framer<R>, decoder: PacketDecoder, scratch: Vec<u8> },
     Parallel(Pipeline),
 }
 
@@ -234,32 +196,20 @@ impl<R: BufRead + Send + 'static> Aedat4Source<R> {
         read_magic(&mut input)?;
         let (header, framer) = Self::read_header_and_framer(input, Format::Aedat4)?;
         // Uncompressed packets from a plain reader are memory-bound: threads only add copies.
-        let threads = if header.compression == Compression::None {
-            1
-        } else {
-            threads
-        };
+        let threads = if header.compression == Compression::None { 1 } else { threads };
         Self::start(header, framer, threads)
     }
 
     /// A live stream: the IO header comes first, with no magic line; packets decode inline.
     pub fn open_stream(reader: R, name: &str) -> Result<Self, EventError> {
-        let (header, framer) =
-            Self::read_header_and_framer(ByteInput::new(reader, name), Format::Aedat4Stream)?;
+        let (header, framer) = Self::read_header_and_framer(ByteInput::new(reader, name), Format::Aedat4Stream)?;
         Self::start(header, framer, 1)
     }
 
-    fn read_header_and_framer(
-        mut input: ByteInput<R>,
-        format: Format,
-    ) -> Result<(Header, Framer<R>), EventError> {
+    fn read_header_and_framer(mut input: ByteInput<R>, format: Format) -> Result<(Header, Framer<R>), EventError> {
         let header = read_header(&mut input, format)?;
         let kinds = stream_kinds(&header.streams);
-        let framer = Framer {
-            input,
-            data_end: header.data_end,
-            kinds,
-        };
+        let framer = Framer { input, data_end: header.data_end, kinds };
         Ok((header, framer))
     }
 
@@ -271,21 +221,13 @@ impl<R: BufRead + Send + 'static> Aedat4Source<R> {
                 let mut raw = RawPacket::default();
                 Ok(framer.next_owned(&mut raw)?.then_some(Job::Owned(raw)))
             };
-            let pipeline = Pipeline::start(next_job, None, decoder, place.clone(), threads)
-                .map_err(|e| place.io(e))?;
+            let pipeline = Pipeline::start(next_job, None, decoder, place.clone(), threads).map_err(|e| place.io(e))?;
             Mode::Parallel(pipeline)
         } else {
-            Mode::Inline {
-                framer,
-                decoder,
-                scratch: Vec::new(),
-            }
+            Mode::Inline { framer, decoder, scratch: Vec::new() }
         };
         Ok(Aedat4Source {
-            info: SourceInfo {
-                format: header.format,
-                streams: header.streams,
-            },
+            info: SourceInfo { format: header.format, streams: header.streams },
             name: place.input,
             mode,
         })
@@ -295,11 +237,7 @@ impl<R: BufRead + Send + 'static> Aedat4Source<R> {
 impl Aedat4Source<BufReader<File>> {
     /// A file on disk. With `threads` > 1, workers read packet bodies by position (pread) and
     /// decode them, so that reading the page cache is spread over the workers too.
-    pub fn open_path(
-        reader: BufReader<File>,
-        name: &str,
-        threads: usize,
-    ) -> Result<Self, EventError> {
+    pub fn open_path(reader: BufReader<File>, name: &str, threads: usize) -> Result<Self, EventError> {
         let mut input = ByteInput::new(reader, name);
         read_magic(&mut input)?;
         if threads <= 1 {
@@ -309,21 +247,14 @@ impl Aedat4Source<BufReader<File>> {
         let header = read_header(&mut input, Format::Aedat4)?;
         let place = input.place().clone();
         let file = Arc::new(input.into_inner().into_inner());
-        let mut framer = FileFramer::new(
-            Arc::clone(&file),
-            place.clone(),
-            header.data_end,
-            stream_kinds(&header.streams),
-        )?;
+        let mut framer =
+            FileFramer::new(Arc::clone(&file), place.clone(), header.data_end, stream_kinds(&header.streams))?;
         let decoder = PacketDecoder::new(place.input.clone(), header.compression);
         let next_job = move || Ok(framer.next()?.map(Job::At));
-        let pipeline = Pipeline::start(next_job, Some(file), decoder, place.clone(), threads)
-            .map_err(|e| place.io(e))?;
+        let pipeline =
+            Pipeline::start(next_job, Some(file), decoder, place.clone(), threads).map_err(|e| place.io(e))?;
         Ok(Aedat4Source {
-            info: SourceInfo {
-                format: header.format,
-                streams: header.streams,
-            },
+            info: SourceInfo { format: header.format, streams: header.streams },
             name: place.input,
             mode: Mode::Parallel(pipeline),
         })
@@ -334,13 +265,8 @@ fn read_magic<R: BufRead>(input: &mut ByteInput<R>) -> Result<(), EventError> {
     let mut magic = [0u8; MAGIC.len()];
     input.read_exact(&mut magic, "the AEDAT4 magic line #!AER-DAT4.0")?;
     if magic != MAGIC {
-        let (want, found) = (
-            String::from_utf8_lossy(MAGIC),
-            String::from_utf8_lossy(&magic),
-        );
-        return Err(input
-            .place()
-            .malformed_at(0, format!("expected {want:?}, found {found:?}")));
+        let (want, found) = (String::from_utf8_lossy(MAGIC), String::from_utf8_lossy(&magic));
+        return Err(input.place().malformed_at(0, format!("expected {want:?}, found {found:?}")));
     }
     Ok(())
 }
@@ -369,11 +295,7 @@ impl<R: BufRead + Send + 'static> EventSource for Aedat4Source<R> {
 
     fn next_packet(&mut self) -> Result<Option<Packet>, EventError> {
         match &mut self.mode {
-            Mode::Inline {
-                framer,
-                decoder,
-                scratch,
-            } => framer.next_decoded(decoder, scratch),
+            Mode::Inline { framer, decoder, scratch } => framer.next_decoded(decoder, scratch),
             Mode::Parallel(pipeline) => pipeline.next(),
         }
     }

@@ -4,9 +4,7 @@ use std::io::Read;
 
 use super::schema::{self, size_prefixed_root, EventPacket};
 use super::{Compression, MAX_DECOMPRESSED};
-use crate::events::{
-    Event, EventError, Frame, Imu, Packet, PacketData, PixelFormat, Place, StreamKind, Trigger,
-};
+use crate::events::{Event, EventError, Frame, Imu, Packet, PacketData, PixelFormat, Place, StreamKind, Trigger};
 
 /// A packet as framed from the input, not yet decompressed.
 #[derive(Debug, Default)]
@@ -39,11 +37,7 @@ impl Clone for PacketDecoder {
 
 impl PacketDecoder {
     pub fn new(input: String, compression: Compression) -> Self {
-        PacketDecoder {
-            place: Place::new(input),
-            compression,
-            decompressed: Vec::new(),
-        }
+        PacketDecoder { place: Place::new(input), compression, decompressed: Vec::new() }
     }
 
     pub fn decode_raw(&mut self, raw: &RawPacket) -> Result<Packet, EventError> {
@@ -51,22 +45,10 @@ impl PacketDecoder {
     }
 
     /// Decodes one packet body of stream `stream`; `body_at` is its input offset, for errors.
-    pub fn decode(
-        &mut self,
-        stream: u32,
-        kind: StreamKind,
-        body_at: u64,
-        body: &[u8],
-    ) -> Result<Packet, EventError> {
+    pub fn decode(&mut self, stream: u32, kind: StreamKind, body_at: u64, body: &[u8]) -> Result<Packet, EventError> {
         let place = &self.place;
         let bad = |e: std::io::Error| {
-            place.malformed_at(
-                body_at,
-                format!(
-                    "packet body is not a valid {} frame: {e}",
-                    self.compression.name()
-                ),
-            )
+            place.malformed_at(body_at, format!("packet body is not a valid {} frame: {e}", self.compression.name()))
         };
         let len = match self.compression {
             Compression::None => Some(body.len()),
@@ -75,9 +57,7 @@ impl PacketDecoder {
                 read_limited(dec, &mut self.decompressed, MAX_DECOMPRESSED).map_err(bad)?
             }
             Compression::Zstd => {
-                let dec = zstd::stream::read::Decoder::with_buffer(body)
-                    .map_err(bad)?
-                    .single_frame();
+                let dec = zstd::stream::read::Decoder::with_buffer(body).map_err(bad)?.single_frame();
                 read_limited(dec, &mut self.decompressed, MAX_DECOMPRESSED).map_err(bad)?
             }
         };
@@ -102,11 +82,7 @@ impl PacketDecoder {
 /// Reads `reader` to its end into `buf`, which is kept at its largest size across calls so
 /// that the decompressor writes straight into it (no intermediate copy, no re-zeroing).
 /// Returns the length read, or `None` if it would exceed `limit`.
-fn read_limited(
-    mut reader: impl Read,
-    buf: &mut Vec<u8>,
-    limit: u64,
-) -> std::io::Result<Option<usize>> {
+fn read_limited(mut reader: impl Read, buf: &mut Vec<u8>, limit: u64) -> std::io::Result<Option<usize>> {
     let mut filled = 0;
     loop {
         if filled == buf.len() {
@@ -164,10 +140,7 @@ fn decode_body(fb: &[u8], kind: StreamKind) -> Result<PacketData, String> {
         StreamKind::Triggers => {
             expect(b"TRIG")?;
             let p = size_prefixed_root::<schema::TriggerPacket>(fb).map_err(invalid)?;
-            let triggers = p.elements().into_iter().flatten().map(|t| Trigger {
-                t: t.timestamp(),
-                kind: t.kind(),
-            });
+            let triggers = p.elements().into_iter().flatten().map(|t| Trigger { t: t.timestamp(), kind: t.kind() });
             PacketData::Triggers(triggers.collect())
         }
         StreamKind::Other => unreachable!("skipped by the caller"),
@@ -193,11 +166,7 @@ fn decode_frame(f: &schema::Frame) -> Result<Frame, String> {
         0 => PixelFormat::Gray,
         16 => PixelFormat::Bgr,
         24 => PixelFormat::Bgra,
-        other => {
-            return Err(format!(
-                "frame format {other} (expected 0 GRAY, 16 BGR or 24 BGRA)"
-            ))
-        }
+        other => return Err(format!("frame format {other} (expected 0 GRAY, 16 BGR or 24 BGRA)")),
     };
     let (w, h) = f.size();
     if w < 0 || h < 0 {
@@ -206,10 +175,7 @@ fn decode_frame(f: &schema::Frame) -> Result<Frame, String> {
     let pixels = f.pixels();
     let want = w as usize * h as usize * format.channels();
     if pixels.len() != want {
-        return Err(format!(
-            "frame of {w}x{h} {format:?} needs {want} pixel bytes, has {}",
-            pixels.len()
-        ));
+        return Err(format!("frame of {w}x{h} {format:?} needs {want} pixel bytes, has {}", pixels.len()));
     }
     Ok(Frame {
         t: f.timestamp(),

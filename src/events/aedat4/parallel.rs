@@ -43,51 +43,40 @@ impl Pipeline {
         let in_flight = 2 * workers;
         let (job_tx, job_rx) = bounded::<Numbered<Result<Job, EventError>>>(in_flight);
         let (out_tx, out_rx) = bounded(in_flight);
-        thread::Builder::new()
-            .name("aedat4-framer".into())
-            .spawn(move || {
-                for seq in 0.. {
-                    let item = match next_job() {
-                        Ok(Some(job)) => Ok(job),
-                        Ok(None) => return,
-                        Err(e) => Err(e),
-                    };
-                    let stop = item.is_err();
-                    if job_tx.send((seq, item)).is_err() || stop {
+        thread::Builder::new().name("aedat4-framer".into()).spawn(move || {
+            for seq in 0.. {
+                let item = match next_job() {
+                    Ok(Some(job)) => Ok(job),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let stop = item.is_err();
+                if job_tx.send((seq, item)).is_err() || stop {
+                    return;
+                }
+            }
+        })?;
+        for i in 0..workers {
+            let (job_rx, out_tx, mut decoder) = (job_rx.clone(), out_tx.clone(), decoder.clone());
+            let (file, place) = (file.clone(), place.clone());
+            thread::Builder::new().name(format!("aedat4-decode-{i}")).spawn(move || {
+                let mut body = Vec::new();
+                for (seq, item) in job_rx {
+                    let result = item.and_then(|job| match job {
+                        Job::Owned(raw) => decoder.decode_raw(&raw),
+                        Job::At(head) => {
+                            let file = file.as_deref().expect("positioned jobs come with their file");
+                            read_body(file, &head, &mut body, &place)?;
+                            decoder.decode(head.stream, head.kind, head.body_at, &body)
+                        }
+                    });
+                    if out_tx.send((seq, result)).is_err() {
                         return;
                     }
                 }
             })?;
-        for i in 0..workers {
-            let (job_rx, out_tx, mut decoder) = (job_rx.clone(), out_tx.clone(), decoder.clone());
-            let (file, place) = (file.clone(), place.clone());
-            thread::Builder::new()
-                .name(format!("aedat4-decode-{i}"))
-                .spawn(move || {
-                    let mut body = Vec::new();
-                    for (seq, item) in job_rx {
-                        let result = item.and_then(|job| match job {
-                            Job::Owned(raw) => decoder.decode_raw(&raw),
-                            Job::At(head) => {
-                                let file = file
-                                    .as_deref()
-                                    .expect("positioned jobs come with their file");
-                                read_body(file, &head, &mut body, &place)?;
-                                decoder.decode(head.stream, head.kind, head.body_at, &body)
-                            }
-                        });
-                        if out_tx.send((seq, result)).is_err() {
-                            return;
-                        }
-                    }
-                })?;
         }
-        Ok(Pipeline {
-            results: out_rx,
-            waiting: BTreeMap::new(),
-            next_seq: 0,
-            done: false,
-        })
+        Ok(Pipeline { results: out_rx, waiting: BTreeMap::new(), next_seq: 0, done: false })
     }
 
     pub fn next(&mut self) -> Result<Option<Packet>, EventError> {

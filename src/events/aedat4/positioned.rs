@@ -27,13 +27,7 @@ impl FileFramer {
     ) -> Result<Self, EventError> {
         let file_len = file.metadata().map_err(|e| place.io(e))?.len();
         let end = data_end.map_or(file_len, |d| d.min(file_len));
-        Ok(FileFramer {
-            file,
-            place,
-            end,
-            file_len,
-            kinds,
-        })
+        Ok(FileFramer { file, place, end, file_len, kinds })
     }
 
     /// The next packet's header; its body is left for a worker to read.
@@ -45,14 +39,10 @@ impl FileFramer {
             }
             let mut header = [0u8; 8];
             let got = self.file_len.saturating_sub(at).min(8) as usize;
-            self.file
-                .read_exact_at(&mut header[..got], at)
-                .map_err(|e| self.place.io(e))?;
+            self.file.read_exact_at(&mut header[..got], at).map_err(|e| self.place.io(e))?;
             if got < 8 {
                 self.place.offset = self.file_len;
-                return Err(self
-                    .place
-                    .truncated(format!("a packet header (8 bytes, got {got})")));
+                return Err(self.place.truncated(format!("a packet header (8 bytes, got {got})")));
             }
             self.place.offset = at + 8;
             let head = parse_head(header, at, &self.kinds, &self.place)?;
@@ -60,9 +50,7 @@ impl FileFramer {
             if body_end > self.file_len {
                 let got = self.file_len - head.body_at;
                 self.place.offset = self.file_len;
-                return Err(self
-                    .place
-                    .truncated(format!("a packet body ({} bytes, got {got})", head.size)));
+                return Err(self.place.truncated(format!("a packet body ({} bytes, got {got})", head.size)));
             }
             self.place.offset = body_end;
             if head.kind != StreamKind::Other {
@@ -73,17 +61,11 @@ impl FileFramer {
 }
 
 /// Reads a packet body at its offset into `buf` (resized, reused).
-pub fn read_body(
-    file: &File,
-    head: &PacketHead,
-    buf: &mut Vec<u8>,
-    place: &Place,
-) -> Result<(), EventError> {
+pub fn read_body(file: &File, head: &PacketHead, buf: &mut Vec<u8>, place: &Place) -> Result<(), EventError> {
     buf.resize(head.size as usize, 0);
-    file.read_exact_at(buf, head.body_at)
-        .map_err(|err| EventError::Io {
-            input: place.input.clone(),
-            offset: head.body_at,
-            err,
-        })
+    file.read_exact_at(buf, head.body_at).map_err(|err| EventError::Io {
+        input: place.input.clone(),
+        offset: head.body_at,
+        err,
+    })
 }

@@ -4,8 +4,8 @@
 //! stay inside the buffer.
 
 use flatbuffers::{
-    Follow, ForwardsUOffset, InvalidFlatbuffer, SimpleToVerifyInSlice, Table, VOffsetT, Vector,
-    Verifiable, Verifier, VerifierOptions,
+    Follow, ForwardsUOffset, InvalidFlatbuffer, SimpleToVerifyInSlice, Table, VOffsetT, Vector, Verifiable, Verifier,
+    VerifierOptions,
 };
 
 /// Field slot `n` (0-based) of a table, as a vtable offset.
@@ -63,12 +63,7 @@ macro_rules! fb_table {
 macro_rules! scalar {
     ($self:ident, $ty:ty, $slot:expr, $default:expr) => {
         // SAFETY: the buffer was verified against this table's layout at construction.
-        unsafe {
-            $self
-                .table
-                .get::<$ty>(slot($slot), Some($default))
-                .unwrap_or($default)
-        }
+        unsafe { $self.table.get::<$ty>(slot($slot), Some($default)).unwrap_or($default) }
     };
 }
 
@@ -99,9 +94,7 @@ fb_table!(EventPacket { elements: ForwardsUOffset<Vector<'_, FbEvent>> = 0 });
 impl<'a> EventPacket<'a> {
     /// The raw 16-byte records, for a decode loop without per-element indirection.
     pub fn element_bytes(&self) -> &'a [u8] {
-        offset!(self, Vector<'a, FbEvent>, 0)
-            .map(|v| v.bytes())
-            .unwrap_or(&[])
+        offset!(self, Vector<'a, FbEvent>, 0).map(|v| v.bytes()).unwrap_or(&[])
     }
 }
 
@@ -139,9 +132,7 @@ impl<'a> Frame<'a> {
         (scalar!(self, i16, 8, 0), scalar!(self, i16, 9, 0))
     }
     pub fn pixels(&self) -> &'a [u8] {
-        offset!(self, Vector<'a, u8>, 10)
-            .map(|v| v.bytes())
-            .unwrap_or(&[])
+        offset!(self, Vector<'a, u8>, 10).map(|v| v.bytes()).unwrap_or(&[])
     }
 }
 
@@ -177,10 +168,7 @@ impl<'a> ImuPacket<'a> {
     }
 }
 
-fb_table!(Trigger {
-    timestamp: i64 = 0,
-    kind: i8 = 1
-});
+fb_table!(Trigger { timestamp: i64 = 0, kind: i8 = 1 });
 
 impl Trigger<'_> {
     pub fn timestamp(&self) -> i64 {
@@ -204,10 +192,7 @@ pub fn size_prefixed_root<'a, T>(buf: &'a [u8]) -> Result<T::Inner, InvalidFlatb
 where
     T: Follow<'a> + Verifiable + 'a,
 {
-    let opts = VerifierOptions {
-        max_apparent_size: usize::MAX,
-        ..VerifierOptions::default()
-    };
+    let opts = VerifierOptions { max_apparent_size: usize::MAX, ..VerifierOptions::default() };
     flatbuffers::size_prefixed_root_with_opts::<T>(&opts, buf)
 }
 

@@ -61,12 +61,7 @@ pub struct Aedat4Writer<W: Write> {
 
 impl<W: Write> Aedat4Writer<W> {
     /// A file (`with_magic`), or the byte stream a network server sends (no magic line).
-    pub fn new(
-        mut out: W,
-        compression: Compression,
-        streams: &[StreamDecl],
-        with_magic: bool,
-    ) -> io::Result<Self> {
+    pub fn new(mut out: W, compression: Compression, streams: &[StreamDecl], with_magic: bool) -> io::Result<Self> {
         if with_magic {
             out.write_all(MAGIC)?;
         }
@@ -84,12 +79,7 @@ impl<W: Write> Aedat4Writer<W> {
         let root = b.end_table(table);
         b.finish_size_prefixed(root, Some("IOHE"));
         out.write_all(b.finished_data())?;
-        Ok(Aedat4Writer {
-            out,
-            compression,
-            builder: FlatBufferBuilder::new(),
-            records: Vec::new(),
-        })
+        Ok(Aedat4Writer { out, compression, builder: FlatBufferBuilder::new(), records: Vec::new() })
     }
 
     pub fn write_events(&mut self, stream: u32, events: &[Event]) -> io::Result<()> {
@@ -144,9 +134,7 @@ impl<W: Write> Aedat4Writer<W> {
         let body = match self.compression {
             Compression::None => std::borrow::Cow::Borrowed(data),
             Compression::Lz4 => {
-                let mut enc = lz4::EncoderBuilder::new()
-                    .level(1)
-                    .build(Vec::with_capacity(data.len() / 2))?;
+                let mut enc = lz4::EncoderBuilder::new().level(1).build(Vec::with_capacity(data.len() / 2))?;
                 enc.write_all(data)?;
                 let (buf, result) = enc.finish();
                 result?;
@@ -154,8 +142,8 @@ impl<W: Write> Aedat4Writer<W> {
             }
             Compression::Zstd => zstd::bulk::compress(data, 1)?.into(),
         };
-        let size = i32::try_from(body.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet over 2 GiB"))?;
+        let size =
+            i32::try_from(body.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet over 2 GiB"))?;
         self.out.write_all(&(stream as i32).to_le_bytes())?;
         self.out.write_all(&size.to_le_bytes())?;
         self.out.write_all(&body)
@@ -168,10 +156,7 @@ impl<W: Write> Aedat4Writer<W> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// The infoNode XML, in DV's layout.
@@ -181,8 +166,7 @@ fn info_node(streams: &[StreamDecl], compression: Compression) -> String {
         Compression::Lz4 => "LZ4",
         Compression::Zstd => "ZSTD",
     };
-    let mut x =
-        String::from("<dv version=\"2.0\">\n    <node name=\"outInfo\" path=\"/outInfo/\">\n");
+    let mut x = String::from("<dv version=\"2.0\">\n    <node name=\"outInfo\" path=\"/outInfo/\">\n");
     for s in streams {
         let (id, name, source) = (s.id, escape(&s.name), escape(&s.source));
         x.push_str(&format!(

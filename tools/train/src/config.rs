@@ -33,9 +33,7 @@ fn heads(width: i64) -> i64 {
 }
 
 fn count_layers(w: &Weights, prefix: &str) -> i64 {
-    (0..)
-        .take_while(|k| w.has(&format!("{prefix}{k}.ln_1.weight")))
-        .count() as i64
+    (0..).take_while(|k| w.has(&format!("{prefix}{k}.ln_1.weight"))).count() as i64
 }
 
 impl SafeConfig {
@@ -44,10 +42,7 @@ impl SafeConfig {
         let patch = w.dim("visual.conv1.weight", 2)?;
         let tokens = w.dim("visual.positional_embedding", 0)?;
         let grid = ((tokens - 1) as f64).sqrt().round() as i64;
-        ensure!(
-            grid * grid + 1 == tokens,
-            "visual.positional_embedding has {tokens} rows, not a square grid + 1"
-        );
+        ensure!(grid * grid + 1 == tokens, "visual.positional_embedding has {tokens} rows, not a square grid + 1");
         let text_width = w.dim("token_embedding.weight", 1)?;
         let fusion_dim = w.dim("visual_embed.weight", 0)?;
         let c = SafeConfig {
@@ -68,10 +63,7 @@ impl SafeConfig {
             cls_tokens: w.dim("CLS_token", 1)?,
             frames,
         };
-        ensure!(
-            c.vision_layers > 0 && c.text_layers > 0,
-            "no transformer blocks found in the CLIP weights"
-        );
+        ensure!(c.vision_layers > 0 && c.text_layers > 0, "no transformer blocks found in the CLIP weights");
         ensure!(
             w.dim("fc1.weight", 1)? == c.cls_tokens * fusion_dim,
             "fc1 does not take CLS_token x fusion width inputs"

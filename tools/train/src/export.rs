@@ -19,14 +19,9 @@ pub const STD: [f32; 3] = [0.5, 0.5, 0.5];
 
 /// Class names, one per line (blank lines ignored).
 pub fn read_labels(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read the labels file", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect())
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the labels file", path.display()))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
 }
 
 /// The token rows of the labels and the flat index of each row's end token.
@@ -35,12 +30,7 @@ pub fn tokens(labels: &[String], context: i64) -> Result<(Vec<i64>, Vec<i64>)> {
     let (mut rows, mut eot) = (Vec::new(), Vec::new());
     for (c, label) in labels.iter().enumerate() {
         let row = tok.tokenize(label, context as usize)?;
-        let end = row
-            .iter()
-            .enumerate()
-            .max_by_key(|(_, &v)| v)
-            .map(|(i, _)| i)
-            .unwrap_or(0);
+        let end = row.iter().enumerate().max_by_key(|(_, &v)| v).map(|(i, _)| i).unwrap_or(0);
         eot.push(c as i64 * context + end as i64);
         rows.extend(row);
     }
@@ -48,12 +38,7 @@ pub fn tokens(labels: &[String], context: i64) -> Result<(Vec<i64>, Vec<i64>)> {
 }
 
 /// CLIP text features of the labels, [C, E] row-major.
-pub fn text_features(
-    w: &Weights,
-    c: &SafeConfig,
-    labels: &[String],
-    session: &SessionConfig,
-) -> Result<Vec<f32>> {
+pub fn text_features(w: &Weights, c: &SafeConfig, labels: &[String], session: &SessionConfig) -> Result<Vec<f32>> {
     let (rows, eot) = tokens(labels, c.context)?;
     let mut g = GraphBuilder::new();
     safe::text_graph(&mut g, w, c)?;
@@ -87,6 +72,7 @@ impl Graph {
 
 pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
     let mut g = GraphBuilder::new();
+    g.int8 = e.int8;
     match graph {
         Graph::Full => safe::full_graph(&mut g, e)?,
         Graph::Encoder => safe::encoder_graph(&mut g, e)?,
@@ -94,10 +80,7 @@ pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
     }
     let c = e.config;
     let meta = [
-        (
-            "safe.format_version",
-            safed::infer::model::FORMAT_VERSION.to_string(),
-        ),
+        ("safe.format_version", safed::infer::model::FORMAT_VERSION.to_string()),
         ("safe.role", graph.role().to_string()),
         ("safe.labels", serde_json::to_string(e.labels)?),
         ("safe.frames", c.frames.to_string()),
@@ -108,6 +91,7 @@ pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
         ("safe.std", serde_json::to_string(&STD)?),
         ("safe.config", serde_json::to_string(c)?),
         ("safe.source", source.to_string()),
+        ("safe.weights", if e.int8 { "int8-dynamic" } else { "fp32" }.to_string()),
     ];
     let meta: Vec<(String, String)> = meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     Ok(encode(&g.finish(&format!("safe_{}", graph.role()), &meta)))
@@ -115,10 +99,7 @@ pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
 
 /// `model.onnx` -> `model.encoder.onnx` / `model.fusion.onnx`.
 pub fn split_path(full: &Path, role: &str) -> PathBuf {
-    let stem = full
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
+    let stem = full.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
     full.with_file_name(format!("{stem}.{role}.onnx"))
 }
 
@@ -131,13 +112,11 @@ pub fn write_all(e: &Export, out: &Path, split: bool, source: &str) -> Result<Ve
         e.config.classes
     );
     let mut written = vec![out.to_path_buf()];
-    std::fs::write(out, build(e, Graph::Full, source)?)
-        .with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(out, build(e, Graph::Full, source)?).with_context(|| format!("writing {}", out.display()))?;
     if split {
         for (graph, role) in [(Graph::Encoder, "encoder"), (Graph::Fusion, "fusion")] {
             let path = split_path(out, role);
-            std::fs::write(&path, build(e, graph, source)?)
-                .with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, build(e, graph, source)?).with_context(|| format!("writing {}", path.display()))?;
             written.push(path);
         }
     }

@@ -10,11 +10,7 @@ use safe_train::weights::Weights;
 use safed::infer::SessionConfig;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "safe-train",
-    version,
-    about = "Import, train and export SAFE models for safed"
-)]
+#[command(name = "safe-train", version, about = "Import, train and export SAFE models for safed")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +38,10 @@ struct ImportArgs {
     /// Write only the full graph.
     #[arg(long)]
     no_split: bool,
+    /// Quantise the weights: int8 per output channel, activations quantised dynamically
+    /// (ONNX Runtime's MatMulInteger path; VNNI where the CPU has it).
+    #[arg(long, value_parser = ["int8"])]
+    quantize: Option<String>,
 }
 
 fn import(args: ImportArgs) -> Result<()> {
@@ -55,19 +55,10 @@ fn import(args: ImportArgs) -> Result<()> {
         labels.len(),
         config.classes
     );
-    let text_features =
-        export::text_features(&weights, &config, &labels, &SessionConfig::default())?;
-    let e = Export {
-        weights: &weights,
-        config: &config,
-        labels: &labels,
-        text_features: &text_features,
-    };
-    let source = args
-        .checkpoint
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let text_features = export::text_features(&weights, &config, &labels, &SessionConfig::default())?;
+    let int8 = args.quantize.is_some();
+    let e = Export { weights: &weights, config: &config, labels: &labels, text_features: &text_features, int8 };
+    let source = args.checkpoint.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     for path in export::write_all(&e, &args.output, !args.no_split, &source)? {
         eprintln!("wrote {}", path.display());
     }

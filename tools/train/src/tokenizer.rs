@@ -25,10 +25,7 @@ pub struct Tokenizer {
 
 /// GPT-2's reversible byte -> printable character map.
 fn bytes_to_unicode() -> [char; 256] {
-    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32)
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
+    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
     let mut chars: Vec<u32> = printable.clone();
     let mut n = 0;
     for b in 0..256u32 {
@@ -55,51 +52,25 @@ impl Tokenizer {
             .lines()
             .skip(1)
             .take(MERGES)
-            .map(|l| {
-                l.split_once(' ')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-            })
+            .map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
             .collect::<Option<_>>()
             .context("malformed merge line in the BPE vocabulary")?;
         let byte_chars = bytes_to_unicode();
         // Vocabulary order: bytes in the byte map's order, the same with </w>, merges, specials.
-        let mut order: Vec<u32> = (b'!' as u32..=b'~' as u32)
-            .chain(0xA1..=0xAC)
-            .chain(0xAE..=0xFF)
-            .collect();
-        order.extend(
-            (0..256u32)
-                .filter(|b| !order.contains(b))
-                .collect::<Vec<_>>(),
-        );
-        let mut vocab: Vec<String> = order
-            .iter()
-            .map(|&b| byte_chars[b as usize].to_string())
-            .collect();
+        let mut order: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+        order.extend((0..256u32).filter(|b| !order.contains(b)).collect::<Vec<_>>());
+        let mut vocab: Vec<String> = order.iter().map(|&b| byte_chars[b as usize].to_string()).collect();
         let with_end: Vec<String> = vocab.iter().map(|v| format!("{v}</w>")).collect();
         vocab.extend(with_end);
         vocab.extend(merges.iter().map(|(a, b)| format!("{a}{b}")));
         vocab.push("<|startoftext|>".into());
         vocab.push("<|endoftext|>".into());
-        let encoder = vocab
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (v, i as i64))
-            .collect();
-        let ranks = merges
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| (m, i))
-            .collect();
+        let encoder = vocab.into_iter().enumerate().map(|(i, v)| (v, i as i64)).collect();
+        let ranks = merges.into_iter().enumerate().map(|(i, m)| (m, i)).collect();
         let pattern = Regex::new(
             r"(?i)<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
         )?;
-        Ok(Tokenizer {
-            encoder,
-            ranks,
-            byte_chars,
-            pattern,
-        })
+        Ok(Tokenizer { encoder, ranks, byte_chars, pattern })
     }
 
     fn bpe(&self, word: &str) -> Vec<String> {
@@ -111,11 +82,7 @@ impl Tokenizer {
         loop {
             let best = parts
                 .windows(2)
-                .filter_map(|w| {
-                    self.ranks
-                        .get(&(w[0].clone(), w[1].clone()))
-                        .map(|r| (*r, w[0].clone(), w[1].clone()))
-                })
+                .filter_map(|w| self.ranks.get(&(w[0].clone(), w[1].clone())).map(|r| (*r, w[0].clone(), w[1].clone())))
                 .min();
             let Some((_, a, b)) = best else { break };
             let mut merged = Vec::with_capacity(parts.len());
@@ -138,23 +105,11 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Vec<i64> {
         let once = html_escape::decode_html_entities(text);
         let twice = html_escape::decode_html_entities(&once);
-        let clean = twice
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase();
+        let clean = twice.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
         let mut ids = Vec::new();
         for m in self.pattern.find_iter(&clean) {
-            let word: String = m
-                .as_str()
-                .bytes()
-                .map(|b| self.byte_chars[b as usize])
-                .collect();
-            ids.extend(
-                self.bpe(&word)
-                    .iter()
-                    .filter_map(|p| self.encoder.get(p).copied()),
-            );
+            let word: String = m.as_str().bytes().map(|b| self.byte_chars[b as usize]).collect();
+            ids.extend(self.bpe(&word).iter().filter_map(|p| self.encoder.get(p).copied()));
         }
         ids
     }
@@ -165,10 +120,7 @@ impl Tokenizer {
         out.extend(self.encode(text));
         out.push(EOT);
         if out.len() > context {
-            bail!(
-                "{text:?} is {} tokens, more than the context length {context}",
-                out.len()
-            );
+            bail!("{text:?} is {} tokens, more than the context length {context}", out.len());
         }
         out.resize(context, 0);
         Ok(out)

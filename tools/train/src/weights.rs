@@ -25,9 +25,7 @@ const UNUSED: &[&str] = &["vit.", "weight_layer.", "remain_weight_layer.", "bn."
 
 impl Weights {
     pub fn get(&self, name: &str) -> Result<&Tensor> {
-        self.map
-            .get(name)
-            .with_context(|| format!("{}: no tensor {name:?}", self.source))
+        self.map.get(name).with_context(|| format!("{}: no tensor {name:?}", self.source))
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -37,13 +35,7 @@ impl Weights {
     /// A 2-D weight, transposed: PyTorch's Linear [out, in] as MatMul's [in, out].
     pub fn linear_t(&self, name: &str) -> Result<Tensor> {
         let t = self.get(name)?;
-        let [rows, cols] = t.dims[..] else {
-            bail!(
-                "{}: {name} has shape {:?}, expected 2-D",
-                self.source,
-                t.dims
-            )
-        };
+        let [rows, cols] = t.dims[..] else { bail!("{}: {name} has shape {:?}, expected 2-D", self.source, t.dims) };
         let (rows, cols) = (rows as usize, cols as usize);
         let mut data = vec![0.0; t.data.len()];
         for r in 0..rows {
@@ -51,19 +43,13 @@ impl Weights {
                 data[c * rows + r] = t.data[r * cols + c];
             }
         }
-        Ok(Tensor {
-            dims: vec![cols as i64, rows as i64],
-            data,
-        })
+        Ok(Tensor { dims: vec![cols as i64, rows as i64], data })
     }
 
     /// The first dimension of `name`.
     pub fn dim(&self, name: &str, axis: usize) -> Result<i64> {
         let t = self.get(name)?;
-        t.dims
-            .get(axis)
-            .copied()
-            .with_context(|| format!("{}: {name} has no axis {axis}", self.source))
+        t.dims.get(axis).copied().with_context(|| format!("{}: {name} has no axis {axis}", self.source))
     }
 
     /// The authors' checkpoint: `model_state_dict` (fusion, `module.`-prefixed) and
@@ -72,10 +58,8 @@ impl Weights {
         let source = path.display().to_string();
         let mut map = HashMap::new();
         for key in ["model_state_dict", "ViT_model_state_dict"] {
-            let tensors =
-                candle_core::pickle::read_all_with_key(path, Some(key)).with_context(|| {
-                    format!("{source}: reading {key} (expected the authors' torch.save checkpoint)")
-                })?;
+            let tensors = candle_core::pickle::read_all_with_key(path, Some(key))
+                .with_context(|| format!("{source}: reading {key} (expected the authors' torch.save checkpoint)"))?;
             if tensors.is_empty() {
                 bail!("{source}: {key} holds no tensors (is this the authors' checkpoint?)");
             }

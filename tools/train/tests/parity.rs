@@ -16,22 +16,14 @@ use safed::infer::{runtime, SessionConfig};
 fn fixture() -> Option<PathBuf> {
     let dir = std::env::var_os("SAFE_OFFICIAL_TINY")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/official-tiny")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/official-tiny"));
     if dir.join("checkpoint.pth").exists() {
         return Some(dir);
     }
     if std::env::var_os("CI").is_some() {
-        panic!(
-            "official-tiny fixture missing at {} (CI must have it)",
-            dir.display()
-        );
+        panic!("official-tiny fixture missing at {} (CI must have it)", dir.display());
     }
-    eprintln!(
-        "SKIPPED: official-tiny fixture not found at {} (set SAFE_OFFICIAL_TINY)",
-        dir.display()
-    );
+    eprintln!("SKIPPED: official-tiny fixture not found at {} (set SAFE_OFFICIAL_TINY)", dir.display());
     None
 }
 
@@ -43,10 +35,7 @@ fn npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 struct Loaded {
@@ -62,35 +51,18 @@ fn load() -> Option<Loaded> {
     let weights = Weights::load_authors_checkpoint(&dir.join("checkpoint.pth")).unwrap();
     let config = SafeConfig::infer(&weights, 5).unwrap();
     let labels = read_labels(&dir.join("labels.txt")).unwrap();
-    let text =
-        export::text_features(&weights, &config, &labels, &SessionConfig::default()).unwrap();
-    Some(Loaded {
-        dir,
-        weights,
-        config,
-        labels,
-        text,
-    })
+    let text = export::text_features(&weights, &config, &labels, &SessionConfig::default()).unwrap();
+    Some(Loaded { dir, weights, config, labels, text })
 }
 
 fn run(model: &[u8], inputs: Vec<(&str, (Vec<usize>, Vec<f32>))>, output: &str) -> Vec<f32> {
     let mut s = runtime::session(model, &SessionConfig::default(), "test").unwrap();
     let values: Vec<_> = inputs
         .iter()
-        .map(|(name, (shape, data))| {
-            (
-                *name,
-                TensorRef::from_array_view((shape.clone(), &data[..])).unwrap(),
-            )
-        })
+        .map(|(name, (shape, data))| (*name, TensorRef::from_array_view((shape.clone(), &data[..])).unwrap()))
         .collect();
-    let feed: Vec<(
-        std::borrow::Cow<str>,
-        safed::infer::ort::session::SessionInputValue,
-    )> = values
-        .into_iter()
-        .map(|(n, v)| (n.into(), v.into()))
-        .collect();
+    let feed: Vec<(std::borrow::Cow<str>, safed::infer::ort::session::SessionInputValue)> =
+        values.into_iter().map(|(n, v)| (n.into(), v.into())).collect();
     let out = s.run(feed).unwrap();
     out[output].try_extract_tensor::<f32>().unwrap().1.to_vec()
 }
@@ -100,30 +72,11 @@ fn sizes_are_read_off_the_checkpoint() {
     let Some(l) = load() else { return };
     let c = &l.config;
     assert_eq!(
-        (
-            c.vision_width,
-            c.vision_layers,
-            c.vision_heads,
-            c.patch,
-            c.image_size,
-            c.tokens
-        ),
+        (c.vision_width, c.vision_layers, c.vision_heads, c.patch, c.image_size, c.tokens),
         (64, 2, 1, 4, 56, 197)
     );
-    assert_eq!(
-        (
-            c.text_width,
-            c.text_layers,
-            c.text_heads,
-            c.context,
-            c.embed_dim
-        ),
-        (64, 2, 1, 77, 512)
-    );
-    assert_eq!(
-        (c.fusion_dim, c.fusion_heads, c.classes, c.cls_tokens),
-        (768, 12, 10, 10)
-    );
+    assert_eq!((c.text_width, c.text_layers, c.text_heads, c.context, c.embed_dim), (64, 2, 1, 77, 512));
+    assert_eq!((c.fusion_dim, c.fusion_heads, c.classes, c.cls_tokens), (768, 12, 10, 10));
 }
 
 #[test]
@@ -133,12 +86,7 @@ fn tokens_match_the_authors_tokenizer() {
     let (rows, _) = export::tokens(&labels, 77).unwrap();
     let f = npyz::NpyFile::new(std::fs::File::open(dir.join("tokens.npy")).unwrap()).unwrap();
     let want: Vec<i64> = match f.dtype().descr().trim_matches('\'') {
-        "<i4" => f
-            .into_vec::<i32>()
-            .unwrap()
-            .into_iter()
-            .map(i64::from)
-            .collect(),
+        "<i4" => f.into_vec::<i32>().unwrap().into_iter().map(i64::from).collect(),
         _ => f.into_vec::<i64>().unwrap(),
     };
     assert_eq!(rows, want);
@@ -156,24 +104,13 @@ fn text_features_match() {
 #[test]
 fn full_graph_log_probs_match_and_split_graphs_agree() {
     let Some(l) = load() else { return };
-    let e = Export {
-        weights: &l.weights,
-        config: &l.config,
-        labels: &l.labels,
-        text_features: &l.text,
-    };
+    let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, int8: false };
     let (rgb_shape, rgb) = npy_f32(&l.dir.join("rgb.npy"));
     let (_, event) = npy_f32(&l.dir.join("event.npy"));
     let shape: Vec<usize> = rgb_shape.iter().map(|&d| d as usize).collect();
     let full = export::build(&e, Graph::Full, "test").unwrap();
-    let got = run(
-        &full,
-        vec![
-            ("rgb", (shape.clone(), rgb.clone())),
-            ("event", (shape.clone(), event.clone())),
-        ],
-        "log_probs",
-    );
+    let got =
+        run(&full, vec![("rgb", (shape.clone(), rgb.clone())), ("event", (shape.clone(), event.clone()))], "log_probs");
     let (_, want) = npy_f32(&l.dir.join("logits.npy"));
     let d = max_diff(&got, &want);
     assert!(d < 1e-4, "log_probs differ from the authors' by {d}");
@@ -183,11 +120,7 @@ fn full_graph_log_probs_match_and_split_graphs_agree() {
     let (b, f, s) = (shape[0], shape[1], shape[3]);
     let encoder = export::build(&e, Graph::Encoder, "test").unwrap();
     let images: Vec<f32> = rgb.iter().chain(&event).copied().collect();
-    let tokens = run(
-        &encoder,
-        vec![("images", (vec![2 * b * f, 3, s, s], images))],
-        "tokens",
-    );
+    let tokens = run(&encoder, vec![("images", (vec![2 * b * f, 3, s, s], images))], "tokens");
     let (_, want_tokens) = npy_f32(&l.dir.join("image_features.npy"));
     let d = max_diff(&tokens, &want_tokens);
     assert!(d < 1e-4, "encoder tokens differ from the authors' by {d}");
@@ -200,9 +133,7 @@ fn full_graph_log_probs_match_and_split_graphs_agree() {
         for bi in 0..b {
             for fi in 0..f {
                 let img = (modality * b + bi) * f + fi;
-                for (o, v) in out[bi * per_image..][..per_image]
-                    .iter_mut()
-                    .zip(&tokens[img * per_image..][..per_image])
+                for (o, v) in out[bi * per_image..][..per_image].iter_mut().zip(&tokens[img * per_image..][..per_image])
                 {
                     *o += v / f as f32;
                 }
@@ -213,15 +144,9 @@ fn full_graph_log_probs_match_and_split_graphs_agree() {
     let fusion = export::build(&e, Graph::Fusion, "test").unwrap();
     let split = run(
         &fusion,
-        vec![
-            ("rgb_tokens", (vec![b, t, dim], mean(0))),
-            ("event_tokens", (vec![b, t, dim], mean(1))),
-        ],
+        vec![("rgb_tokens", (vec![b, t, dim], mean(0))), ("event_tokens", (vec![b, t, dim], mean(1)))],
         "log_probs",
     );
     let d = max_diff(&split, &got);
-    assert!(
-        d < 1e-5,
-        "encoder + fusion differ from the full graph by {d}"
-    );
+    assert!(d < 1e-5, "encoder + fusion differ from the full graph by {d}");
 }

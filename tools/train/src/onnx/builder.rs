@@ -5,9 +5,9 @@
 use prost::Message;
 
 use super::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
 };
 
 /// The opset we emit: LayerNormalization exists, ReduceMean takes axes as an attribute.
@@ -26,6 +26,8 @@ pub enum Attr {
     Int(i64),
     Ints(Vec<i64>),
     Float(f32),
+    /// An element type (Cast's `to`).
+    Type(DataType),
 }
 
 #[derive(Default)]
@@ -39,6 +41,8 @@ pub struct GraphBuilder {
     stored: std::collections::HashSet<String>,
     /// Prefix of generated names (a scope such as "visual.block3").
     scope: Vec<String>,
+    /// Quantise weight MatMuls to int8 (per output channel; activations dynamically).
+    pub int8: bool,
 }
 
 fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
@@ -109,11 +113,7 @@ impl GraphBuilder {
         if !self.stored.insert(name.to_string()) {
             return name.to_string();
         }
-        assert_eq!(
-            dims.iter().product::<i64>() as usize,
-            data.len(),
-            "{name}: shape and data disagree"
-        );
+        assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "{name}: shape and data disagree");
         let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.initializers.push(TensorProto {
             dims: dims.to_vec(),
@@ -130,6 +130,20 @@ impl GraphBuilder {
         self.weight(&name, dims, data)
     }
 
+    /// An initializer of raw little-endian bytes of `data_type` (int8 weights and the like).
+    pub fn raw(&mut self, name: &str, dims: &[i64], data_type: DataType, raw: Vec<u8>) -> String {
+        if self.stored.insert(name.to_string()) {
+            self.initializers.push(TensorProto {
+                dims: dims.to_vec(),
+                data_type: Some(data_type as i32),
+                name: Some(name.to_string()),
+                raw_data: Some(raw),
+                ..Default::default()
+            });
+        }
+        name.to_string()
+    }
+
     pub fn const_i64(&mut self, data: &[i64]) -> String {
         let name = self.fresh("const");
         self.stored.insert(name.clone());
@@ -141,6 +155,11 @@ impl GraphBuilder {
             ..Default::default()
         });
         name
+    }
+
+    /// Whether a node already produces `name`.
+    pub fn stored_value(&self, name: &str) -> bool {
+        self.nodes.iter().any(|n| n.output.iter().any(|o| o == name))
     }
 
     /// Adds a node with one output and returns the output's name.
@@ -155,10 +174,7 @@ impl GraphBuilder {
         let attribute = attrs
             .iter()
             .map(|(name, a)| {
-                let mut p = AttributeProto {
-                    name: Some(name.to_string()),
-                    ..Default::default()
-                };
+                let mut p = AttributeProto { name: Some(name.to_string()), ..Default::default() };
                 match a {
                     Attr::Int(v) => {
                         p.i = Some(*v);
@@ -171,6 +187,10 @@ impl GraphBuilder {
                     Attr::Float(v) => {
                         p.f = Some(*v);
                         p.r#type = Some(AttributeType::Float as i32);
+                    }
+                    Attr::Type(t) => {
+                        p.i = Some(*t as i64);
+                        p.r#type = Some(AttributeType::Int as i32);
                     }
                 }
                 p
@@ -191,10 +211,7 @@ impl GraphBuilder {
     pub fn finish(self, graph_name: &str, metadata: &[(String, String)]) -> ModelProto {
         ModelProto {
             ir_version: Some(IR_VERSION),
-            opset_import: vec![OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(OPSET),
-            }],
+            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
             producer_name: Some("safe-train".into()),
             producer_version: Some(env!("CARGO_PKG_VERSION").into()),
             graph: Some(GraphProto {
@@ -207,10 +224,7 @@ impl GraphBuilder {
             }),
             metadata_props: metadata
                 .iter()
-                .map(|(k, v)| StringStringEntryProto {
-                    key: Some(k.clone()),
-                    value: Some(v.clone()),
-                })
+                .map(|(k, v)| StringStringEntryProto { key: Some(k.clone()), value: Some(v.clone()) })
                 .collect(),
             ..Default::default()
         }

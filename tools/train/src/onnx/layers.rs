@@ -4,19 +4,49 @@
 use anyhow::{ensure, Result};
 
 use super::builder::{Attr, GraphBuilder};
-use crate::weights::Weights;
+use super::proto::tensor_proto::DataType;
+use crate::weights::{Tensor, Weights};
+
+/// `x @ w` for a constant [in, out] weight named `name`: a float MatMul, or with `g.int8` the
+/// pattern ONNX Runtime's dynamic quantisation writes (and fuses into DynamicQuantizeMatMul):
+/// activations quantised per call to uint8, weights int8 per output channel (symmetric).
+pub fn matmul_weight(g: &mut GraphBuilder, x: &str, name: &str, w: &Tensor) -> String {
+    if !g.int8 {
+        let wt = g.weight(name, &w.dims, &w.data);
+        return g.node("MatMul", &[x, &wt], &[]);
+    }
+    let (rows, cols) = (w.dims[0] as usize, w.dims[1] as usize);
+    let mut scales = vec![0f32; cols];
+    for r in 0..rows {
+        for (c, s) in scales.iter_mut().enumerate() {
+            *s = s.max(w.data[r * cols + c].abs());
+        }
+    }
+    scales.iter_mut().for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
+    let q: Vec<u8> = w
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v / scales[i % cols]).round().clamp(-127.0, 127.0) as i8 as u8)
+        .collect();
+    let wq = g.raw(&format!("{name}_int8"), &w.dims, DataType::Int8, q);
+    let wzp = g.raw(&format!("{name}_zero_point"), &[cols as i64], DataType::Int8, vec![0; cols]);
+    let ws = g.weight(&format!("{name}_scale"), &[cols as i64], &scales);
+    let (xq, xs, xzp) = (format!("{x}_quantized"), format!("{x}_scale"), format!("{x}_zero_point"));
+    // One quantisation of x serves every weight it meets.
+    if !g.stored_value(&xq) {
+        g.node_n("DynamicQuantizeLinear", &[x], &[], &[&xq, &xs, &xzp]);
+    }
+    let y = g.node("MatMulInteger", &[&xq, &wq, &xzp, &wzp], &[]);
+    let y = g.node("Cast", &[&y], &[("to", Attr::Type(DataType::Float))]);
+    let scale = g.node("Mul", &[&xs, &ws], &[]);
+    g.node("Mul", &[&y, &scale], &[])
+}
 
 /// `x @ W^T + b` for a PyTorch Linear named `prefix` (`bias`: whether it has one).
-pub fn linear(
-    g: &mut GraphBuilder,
-    w: &Weights,
-    x: &str,
-    prefix: &str,
-    bias: bool,
-) -> Result<String> {
+pub fn linear(g: &mut GraphBuilder, w: &Weights, x: &str, prefix: &str, bias: bool) -> Result<String> {
     let weight = w.linear_t(&format!("{prefix}.weight"))?;
-    let wt = g.weight(&format!("{prefix}.weight^T"), &weight.dims, &weight.data);
-    let y = g.node("MatMul", &[x, &wt], &[]);
+    let y = matmul_weight(g, x, &format!("{prefix}.weight^T"), &weight);
     if !bias {
         return Ok(y);
     }
@@ -25,22 +55,12 @@ pub fn linear(
     Ok(g.node("Add", &[&y, &b], &[]))
 }
 
-pub fn layer_norm(
-    g: &mut GraphBuilder,
-    w: &Weights,
-    x: &str,
-    prefix: &str,
-    eps: f32,
-) -> Result<String> {
+pub fn layer_norm(g: &mut GraphBuilder, w: &Weights, x: &str, prefix: &str, eps: f32) -> Result<String> {
     let scale = w.get(&format!("{prefix}.weight"))?;
     let bias = w.get(&format!("{prefix}.bias"))?;
     let s = g.weight(&format!("{prefix}.weight"), &scale.dims, &scale.data);
     let b = g.weight(&format!("{prefix}.bias"), &bias.dims, &bias.data);
-    Ok(g.node(
-        "LayerNormalization",
-        &[x, &s, &b],
-        &[("axis", Attr::Int(-1)), ("epsilon", Attr::Float(eps))],
-    ))
+    Ok(g.node("LayerNormalization", &[x, &s, &b], &[("axis", Attr::Int(-1)), ("epsilon", Attr::Float(eps))]))
 }
 
 /// CLIP's QuickGELU: x * sigmoid(1.702 x).
@@ -73,31 +93,16 @@ pub fn attention(
     heads: i64,
     mask: Option<&str>,
 ) -> Result<String> {
-    ensure!(
-        heads > 0 && width % heads == 0,
-        "width {width} does not split into {heads} heads"
-    );
+    ensure!(heads > 0 && width % heads == 0, "width {width} does not split into {heads} heads");
     let dh = width / heads;
     let split = g.const_i64(&[0, 0, heads, dh]);
     let merge = g.const_i64(&[0, 0, width]);
     let qh = g.node("Reshape", &[q, &split], &[]);
-    let qh = g.node(
-        "Transpose",
-        &[&qh],
-        &[("perm", Attr::Ints(vec![0, 2, 1, 3]))],
-    );
+    let qh = g.node("Transpose", &[&qh], &[("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
     let kh = g.node("Reshape", &[k, &split], &[]);
-    let kh = g.node(
-        "Transpose",
-        &[&kh],
-        &[("perm", Attr::Ints(vec![0, 2, 3, 1]))],
-    );
+    let kh = g.node("Transpose", &[&kh], &[("perm", Attr::Ints(vec![0, 2, 3, 1]))]);
     let vh = g.node("Reshape", &[v, &split], &[]);
-    let vh = g.node(
-        "Transpose",
-        &[&vh],
-        &[("perm", Attr::Ints(vec![0, 2, 1, 3]))],
-    );
+    let vh = g.node("Transpose", &[&vh], &[("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
     let scores = g.node("MatMul", &[&qh, &kh], &[]);
     let scale = g.const_f32(&[], &[1.0 / (dh as f32).sqrt()]);
     let mut scores = g.node("Mul", &[&scores, &scale], &[]);
@@ -106,11 +111,7 @@ pub fn attention(
     }
     let p = g.node("Softmax", &[&scores], &[("axis", Attr::Int(-1))]);
     let o = g.node("MatMul", &[&p, &vh], &[]);
-    let o = g.node(
-        "Transpose",
-        &[&o],
-        &[("perm", Attr::Ints(vec![0, 2, 1, 3]))],
-    );
+    let o = g.node("Transpose", &[&o], &[("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
     Ok(g.node("Reshape", &[&o, &merge], &[]))
 }
 
@@ -135,18 +136,9 @@ pub fn clip_block(
     let width = w.get(&format!("{prefix}.ln_1.weight"))?.dims[0];
     let h = layer_norm(g, w, x, &format!("{prefix}.ln_1"), 1e-5)?;
     let in_w = w.linear_t(&format!("{prefix}.attn.in_proj_weight"))?;
-    let in_w = g.weight(
-        &format!("{prefix}.attn.in_proj_weight^T"),
-        &in_w.dims,
-        &in_w.data,
-    );
+    let qkv = matmul_weight(g, &h, &format!("{prefix}.attn.in_proj_weight^T"), &in_w);
     let in_b = w.get(&format!("{prefix}.attn.in_proj_bias"))?;
-    let in_b = g.weight(
-        &format!("{prefix}.attn.in_proj_bias"),
-        &in_b.dims,
-        &in_b.data,
-    );
-    let qkv = g.node("MatMul", &[&h, &in_w], &[]);
+    let in_b = g.weight(&format!("{prefix}.attn.in_proj_bias"), &in_b.dims, &in_b.data);
     let qkv = g.node("Add", &[&qkv, &in_b], &[]);
     let (q, k, v) = split3(g, &qkv, width);
     let a = attention(g, &q, &k, &v, width, heads, mask)?;
@@ -160,13 +152,7 @@ pub fn clip_block(
 }
 
 /// A timm ViT Block (`prefix` = `blocks.K`): pre-norm, eps 1e-6, exact GELU.
-pub fn vit_block(
-    g: &mut GraphBuilder,
-    w: &Weights,
-    x: &str,
-    prefix: &str,
-    heads: i64,
-) -> Result<String> {
+pub fn vit_block(g: &mut GraphBuilder, w: &Weights, x: &str, prefix: &str, heads: i64) -> Result<String> {
     let width = w.get(&format!("{prefix}.norm1.weight"))?.dims[0];
     let h = layer_norm(g, w, x, &format!("{prefix}.norm1"), 1e-6)?;
     let qkv = linear(g, w, &h, &format!("{prefix}.attn.qkv"), true)?;

@@ -5,7 +5,7 @@
 use anyhow::{ensure, Result};
 
 use super::builder::{Attr, Dim, GraphBuilder};
-use super::layers::{attention, clip_block, layer_norm, linear, vit_block};
+use super::layers::{attention, clip_block, layer_norm, linear, matmul_weight, vit_block};
 use super::proto::tensor_proto::DataType;
 use crate::config::SafeConfig;
 use crate::weights::Weights;
@@ -17,6 +17,8 @@ pub struct Export<'a> {
     pub labels: &'a [String],
     /// CLIP text features of the labels, [C, E] row-major.
     pub text_features: &'a [f32],
+    /// Quantise weight MatMuls to int8 (dynamic quantisation of activations).
+    pub int8: bool,
 }
 
 fn shape_with_batch(g: &mut GraphBuilder, like: &str, rest: &[i64]) -> String {
@@ -30,11 +32,7 @@ fn shape_with_batch(g: &mut GraphBuilder, like: &str, rest: &[i64]) -> String {
 
 /// `x[:, start..end]` along axis 1.
 fn slice1(g: &mut GraphBuilder, x: &str, start: i64, end: i64) -> String {
-    let (s, e, a) = (
-        g.const_i64(&[start]),
-        g.const_i64(&[end]),
-        g.const_i64(&[1]),
-    );
+    let (s, e, a) = (g.const_i64(&[start]), g.const_i64(&[end]), g.const_i64(&[1]));
     g.node("Slice", &[x, &s, &e, &a], &[])
 }
 
@@ -47,10 +45,7 @@ pub fn vision(g: &mut GraphBuilder, w: &Weights, c: &SafeConfig, images: &str) -
         let x = g.node(
             "Conv",
             &[images, &conv],
-            &[
-                ("kernel_shape", Attr::Ints(vec![p, p])),
-                ("strides", Attr::Ints(vec![p, p])),
-            ],
+            &[("kernel_shape", Attr::Ints(vec![p, p])), ("strides", Attr::Ints(vec![p, p]))],
         );
         let flat = g.const_i64(&[0, c.vision_width, -1]);
         let x = g.node("Reshape", &[&x, &flat], &[]);
@@ -66,32 +61,17 @@ pub fn vision(g: &mut GraphBuilder, w: &Weights, c: &SafeConfig, images: &str) -
         x = layer_norm(g, w, &x, "visual.ln_pre", 1e-5)?;
         for k in 0..c.vision_layers {
             x = g.scoped(&format!("block{k}"), |g| {
-                clip_block(
-                    g,
-                    w,
-                    &x,
-                    &format!("visual.transformer.resblocks.{k}"),
-                    c.vision_heads,
-                    None,
-                )
+                clip_block(g, w, &x, &format!("visual.transformer.resblocks.{k}"), c.vision_heads, None)
             })?;
         }
         x = layer_norm(g, w, &x, "visual.ln_post", 1e-5)?;
-        let proj = w.get("visual.proj")?;
-        let proj = g.weight("visual.proj", &proj.dims, &proj.data);
-        Ok(g.node("MatMul", &[&x, &proj], &[]))
+        Ok(matmul_weight(g, &x, "visual.proj", w.get("visual.proj")?))
     })
 }
 
 /// CLIP's text encoder: tokens [C, L] int64 and the flat index (c * L + EOT position) of each
 /// row's end token -> features [C, E].
-pub fn text(
-    g: &mut GraphBuilder,
-    w: &Weights,
-    c: &SafeConfig,
-    tokens: &str,
-    eot: &str,
-) -> Result<String> {
+pub fn text(g: &mut GraphBuilder, w: &Weights, c: &SafeConfig, tokens: &str, eot: &str) -> Result<String> {
     let emb = w.get("token_embedding.weight")?;
     let emb = g.weight("token_embedding.weight", &emb.dims, &emb.data);
     let x = g.node("Gather", &[&emb, tokens], &[("axis", Attr::Int(0))]);
@@ -99,26 +79,11 @@ pub fn text(
     let pos = g.weight("positional_embedding", &pos.dims, &pos.data);
     let mut x = g.node("Add", &[&x, &pos], &[]);
     let l = c.context as usize;
-    let mask: Vec<f32> = (0..l * l)
-        .map(|i| {
-            if i % l > i / l {
-                f32::NEG_INFINITY
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let mask: Vec<f32> = (0..l * l).map(|i| if i % l > i / l { f32::NEG_INFINITY } else { 0.0 }).collect();
     let mask = g.const_f32(&[l as i64, l as i64], &mask);
     for k in 0..c.text_layers {
         x = g.scoped(&format!("text{k}"), |g| {
-            clip_block(
-                g,
-                w,
-                &x,
-                &format!("transformer.resblocks.{k}"),
-                c.text_heads,
-                Some(&mask),
-            )
+            clip_block(g, w, &x, &format!("transformer.resblocks.{k}"), c.text_heads, Some(&mask))
         })?;
     }
     x = layer_norm(g, w, &x, "ln_final", 1e-5)?;
@@ -139,13 +104,7 @@ fn self_attention(g: &mut GraphBuilder, w: &Weights, c: &SafeConfig, x: &str) ->
 }
 
 /// The authors' CrossAttention: no biases, and the value layer applied to the KEY output.
-fn cross_attention(
-    g: &mut GraphBuilder,
-    w: &Weights,
-    c: &SafeConfig,
-    t: &str,
-    y: &str,
-) -> Result<String> {
+fn cross_attention(g: &mut GraphBuilder, w: &Weights, c: &SafeConfig, t: &str, y: &str) -> Result<String> {
     let q = linear(g, w, t, "cross_model.query", false)?;
     let k = linear(g, w, y, "cross_model.key", false)?;
     let v = linear(g, w, &k, "cross_model.value", false)?;
@@ -161,10 +120,7 @@ fn embedding(g: &mut GraphBuilder, w: &Weights, name: &str) -> Result<String> {
 pub fn fusion(g: &mut GraphBuilder, e: &Export, rgb: &str, event: &str) -> Result<String> {
     let (w, c) = (e.weights, e.config);
     let (classes, t_len, d) = (c.classes, c.tokens, c.fusion_dim);
-    ensure!(
-        e.text_features.len() as i64 == classes * c.embed_dim,
-        "text features do not match {classes} classes"
-    );
+    ensure!(e.text_features.len() as i64 == classes * c.embed_dim, "text features do not match {classes} classes");
     g.scoped("fusion", |g| {
         let r = linear(g, w, rgb, "visual_embed", true)?;
         let ev = linear(g, w, event, "visual_embed", true)?;
@@ -195,11 +151,7 @@ pub fn fusion(g: &mut GraphBuilder, e: &Export, rgb: &str, event: &str) -> Resul
         let cls = embedding(g, w, "CLS_token")?;
         let shape = shape_with_batch(g, rgb, &[c.cls_tokens, d]);
         let cls = g.node("Expand", &[&cls, &shape], &[]);
-        let z = g.node(
-            "Concat",
-            &[&enhanced, &cross, &cls],
-            &[("axis", Attr::Int(1))],
-        );
+        let z = g.node("Concat", &[&enhanced, &cross, &cls], &[("axis", Attr::Int(1))]);
         let z = self_attention(g, w, c, &z)?;
         let n = t_len + classes;
         let last = slice1(g, &z, n, n + c.cls_tokens);
@@ -233,29 +185,15 @@ pub fn full_graph(g: &mut GraphBuilder, e: &Export) -> Result<()> {
     let tokens = vision(g, e.weights, c, &images)?;
     let grouped = g.const_i64(&[2, -1, c.frames, c.tokens, c.embed_dim]);
     let tokens = g.node("Reshape", &[&tokens, &grouped], &[]);
-    let mean = g.node(
-        "ReduceMean",
-        &[&tokens],
-        &[("axes", Attr::Ints(vec![2])), ("keepdims", Attr::Int(0))],
-    );
+    let mean = g.node("ReduceMean", &[&tokens], &[("axes", Attr::Ints(vec![2])), ("keepdims", Attr::Int(0))]);
     let halves = g.const_i64(&[1, 1]);
     let (r, ev) = ("rgb_mean_split".to_string(), "event_mean_split".to_string());
-    g.node_n(
-        "Split",
-        &[&mean, &halves],
-        &[("axis", Attr::Int(0))],
-        &[&r, &ev],
-    );
+    g.node_n("Split", &[&mean, &halves], &[("axis", Attr::Int(0))], &[&r, &ev]);
     let axis0 = g.const_i64(&[0]);
     let r = g.node("Squeeze", &[&r, &axis0], &[]);
     let ev = g.node("Squeeze", &[&ev, &axis0], &[]);
     let out = fusion(g, e, &r, &ev)?;
-    g.output(
-        &out,
-        "log_probs",
-        DataType::Float,
-        &[Dim::Named("batch"), Dim::Fixed(c.classes)],
-    );
+    g.output(&out, "log_probs", DataType::Float, &[Dim::Named("batch"), Dim::Fixed(c.classes)]);
     Ok(())
 }
 
@@ -264,11 +202,7 @@ pub fn encoder_graph(g: &mut GraphBuilder, e: &Export) -> Result<()> {
     let c = e.config;
     let images = g.input("images", DataType::Float, &image_dims(c, false));
     let tokens = vision(g, e.weights, c, &images)?;
-    let dims = [
-        Dim::Named("batch"),
-        Dim::Fixed(c.tokens),
-        Dim::Fixed(c.embed_dim),
-    ];
+    let dims = [Dim::Named("batch"), Dim::Fixed(c.tokens), Dim::Fixed(c.embed_dim)];
     g.output(&tokens, "tokens", DataType::Float, &dims);
     Ok(())
 }
@@ -276,37 +210,19 @@ pub fn encoder_graph(g: &mut GraphBuilder, e: &Export) -> Result<()> {
 /// rgb_tokens, event_tokens [B, T, E] (each the mean of F frames' tokens) -> log_probs [B, C].
 pub fn fusion_graph(g: &mut GraphBuilder, e: &Export) -> Result<()> {
     let c = e.config;
-    let dims = [
-        Dim::Named("batch"),
-        Dim::Fixed(c.tokens),
-        Dim::Fixed(c.embed_dim),
-    ];
+    let dims = [Dim::Named("batch"), Dim::Fixed(c.tokens), Dim::Fixed(c.embed_dim)];
     let rgb = g.input("rgb_tokens", DataType::Float, &dims);
     let event = g.input("event_tokens", DataType::Float, &dims);
     let out = fusion(g, e, &rgb, &event)?;
-    g.output(
-        &out,
-        "log_probs",
-        DataType::Float,
-        &[Dim::Named("batch"), Dim::Fixed(c.classes)],
-    );
+    g.output(&out, "log_probs", DataType::Float, &[Dim::Named("batch"), Dim::Fixed(c.classes)]);
     Ok(())
 }
 
 /// tokens [C, L], eot [C] -> text_features [C, E] (used by the exporter, not by safed).
 pub fn text_graph(g: &mut GraphBuilder, w: &Weights, c: &SafeConfig) -> Result<()> {
-    let tokens = g.input(
-        "tokens",
-        DataType::Int64,
-        &[Dim::Named("classes"), Dim::Fixed(c.context)],
-    );
+    let tokens = g.input("tokens", DataType::Int64, &[Dim::Named("classes"), Dim::Fixed(c.context)]);
     let eot = g.input("eot", DataType::Int64, &[Dim::Named("classes")]);
     let f = text(g, w, c, &tokens, &eot)?;
-    g.output(
-        &f,
-        "text_features",
-        DataType::Float,
-        &[Dim::Named("classes"), Dim::Fixed(c.embed_dim)],
-    );
+    g.output(&f, "text_features", DataType::Float, &[Dim::Named("classes"), Dim::Fixed(c.embed_dim)]);
     Ok(())
 }
