@@ -150,3 +150,22 @@ fn full_graph_log_probs_match_and_split_graphs_agree() {
     let d = max_diff(&split, &got);
     assert!(d < 1e-5, "encoder + fusion differ from the full graph by {d}");
 }
+
+#[test]
+fn int8_keeps_the_top_class_and_reports_its_drift() {
+    let Some(l) = load() else { return };
+    let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, int8: true };
+    let (rgb_shape, rgb) = npy_f32(&l.dir.join("rgb.npy"));
+    let (_, event) = npy_f32(&l.dir.join("event.npy"));
+    let shape: Vec<usize> = rgb_shape.iter().map(|&d| d as usize).collect();
+    let model = export::build(&e, Graph::Full, "test").unwrap();
+    let got = run(&model, vec![("rgb", (shape.clone(), rgb)), ("event", (shape, event))], "log_probs");
+    let (_, want) = npy_f32(&l.dir.join("logits.npy"));
+    let argmax = |row: &[f32]| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    for (g, w) in got.chunks(10).zip(want.chunks(10)) {
+        assert_eq!(argmax(g), argmax(w), "int8 changed the top class");
+    }
+    let d = max_diff(&got, &want);
+    eprintln!("int8: max |log_prob - authors'| = {d:e}");
+    assert!(d < 0.2, "int8 drift {d} is larger than expected");
+}
