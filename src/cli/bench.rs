@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -61,6 +62,7 @@ fn time_runs(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>>
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     let mut config = args.session.config();
     // Two sessions take turns in streaming mode: idle spinning would starve the other.
     config.spin = !args.streaming;
@@ -102,12 +104,12 @@ pub fn run(args: Args) -> Result<()> {
         min_ms: per(per_sample_ms[0]),
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
-        println!(
+        writeln!(out, 
             "{} ({}, batch {}): per sample median {:.1} ms, p90 {:.1} ms, min {:.1} ms over {} runs",
             report.model, report.mode, report.batch, report.median_ms, report.p90_ms, report.min_ms, report.runs
-        );
+        )?;
     }
     Ok(())
 }

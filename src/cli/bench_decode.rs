@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -44,6 +45,7 @@ fn decode_once(file: &str) -> anyhow::Result<(u64, &'static str)> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     for file in &args.files {
         let bytes = std::fs::metadata(file).with_context(|| format!("{file}: cannot stat"))?.len();
         decode_once(file)?; // warm the page cache
@@ -68,12 +70,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             median_mev_s: events as f64 / median / 1e6,
         };
         if args.json {
-            println!("{}", serde_json::to_string(&r)?);
+            writeln!(out, "{}", serde_json::to_string(&r)?)?;
         } else {
-            println!(
+            writeln!(out, 
                 "{}: {} events ({}), best {:.4} s = {:.1} Mev/s, median {:.1} Mev/s",
                 r.file, r.events, r.format, r.best_s, r.best_mev_s, r.median_mev_s
-            );
+            )?;
         }
     }
     Ok(())

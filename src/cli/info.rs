@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -101,6 +102,7 @@ pub fn summarise(name: &str, mut source: Box<dyn EventSource>) -> Result<Report,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     let source = match &args.source {
         Some(s) => events::open(s)?,
         None => events::open_sample()?,
@@ -108,30 +110,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let name = source.input_name().to_string();
     let report = summarise(&name, source)?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
         return Ok(());
     }
-    println!("source:      {}", report.source);
-    println!("format:      {}", report.format.name());
+    writeln!(out, "source:      {}", report.source)?;
+    writeln!(out, "format:      {}", report.format.name())?;
     match report.sensor_size {
-        Some((w, h)) => println!("sensor:      {w}x{h}"),
-        None => println!("sensor:      (not stated)"),
-    }
-    println!("events:      {}", report.events);
+        Some((w, h)) => writeln!(out, "sensor:      {w}x{h}"),
+        None => writeln!(out, "sensor:      (not stated)"),
+    }?;
+    writeln!(out, "events:      {}", report.events)?;
     if let (Some(a), Some(b)) = (report.first_t, report.last_t) {
-        println!("time:        {a} .. {b} µs");
+        writeln!(out, "time:        {a} .. {b} µs")?;
     }
     if let Some(d) = report.duration_s {
-        println!("duration:    {d:.6} s");
+        writeln!(out, "duration:    {d:.6} s")?;
     }
     if let Some(r) = report.event_rate_hz {
-        println!("event rate:  {r:.0} ev/s");
+        writeln!(out, "event rate:  {r:.0} ev/s")?;
     }
-    println!("frames:      {}", report.frames);
-    println!("streams:");
+    writeln!(out, "frames:      {}", report.frames)?;
+    writeln!(out, "streams:")?;
     for s in &report.streams {
         let size = s.info.size.map(|(w, h)| format!(" {w}x{h}")).unwrap_or_default();
-        println!(
+        writeln!(out, 
             "  {:>3} {:<10} {:<6} {:<8} compression={}{}  packets={} elements={}",
             s.info.id,
             s.info.name,
@@ -141,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             size,
             s.stats.packets,
             s.stats.elements
-        );
+        )?;
     }
     Ok(())
 }
