@@ -106,7 +106,8 @@ pub fn run(args: Args) -> Result<()> {
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
-        writeln!(out, 
+        writeln!(
+            out,
             "{} ({}, batch {}): per sample median {:.1} ms, p90 {:.1} ms, min {:.1} ms over {} runs",
             report.model, report.mode, report.batch, report.median_ms, report.p90_ms, report.min_ms, report.runs
         )?;

@@ -72,7 +72,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&r)?)?;
         } else {
-            writeln!(out, 
+            writeln!(
+                out,
                 "{}: {} events ({}), best {:.4} s = {:.1} Mev/s, median {:.1} Mev/s",
                 r.file, r.events, r.format, r.best_s, r.best_mev_s, r.median_mev_s
             )?;

@@ -1,5 +1,5 @@
-use std::io::Write;
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use serde::Serialize;
 
@@ -133,7 +133,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     writeln!(out, "streams:")?;
     for s in &report.streams {
         let size = s.info.size.map(|(w, h)| format!(" {w}x{h}")).unwrap_or_default();
-        writeln!(out, 
+        writeln!(
+            out,
             "  {:>3} {:<10} {:<6} {:<8} compression={}{}  packets={} elements={}",
             s.info.id,
             s.info.name,
