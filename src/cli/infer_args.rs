@@ -18,6 +18,9 @@ pub struct SessionArgs {
     /// Graph optimisation level: 0 none, 1 basic, 2 extended, 3 all.
     #[arg(long, default_value_t = 3)]
     pub optimization: u8,
+    /// If the GPU provider cannot start, run on the CPU with a warning instead of failing.
+    #[arg(long)]
+    pub cpu_fallback: bool,
     /// The ONNX Runtime library (default: ORT_DYLIB_PATH, else what tools/setup.sh fetched).
     #[arg(long)]
     pub ort_library: Option<PathBuf>,
@@ -32,6 +35,7 @@ impl SessionArgs {
             threads: self.threads,
             optimization: self.optimization,
             spin: true,
+            cpu_fallback: self.cpu_fallback,
         }
     }
 }

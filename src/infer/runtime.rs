@@ -81,11 +81,22 @@ pub struct SessionConfig {
     /// off where several sessions take turns (split graphs), or their spinning threads starve
     /// each other.
     pub spin: bool,
+    /// Run on the CPU, with a warning, when the configured GPU provider cannot be registered
+    /// (default: that is an error).
+    pub cpu_fallback: bool,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { library: None, provider: Provider::Cpu, device_id: 0, threads: 0, optimization: 3, spin: true }
+        SessionConfig {
+            library: None,
+            provider: Provider::Cpu,
+            device_id: 0,
+            threads: 0,
+            optimization: 3,
+            spin: true,
+            cpu_fallback: false,
+        }
     }
 }
 
@@ -122,17 +133,30 @@ mod providers {
 
     use super::{InferError, Provider, SessionConfig};
 
-    /// Registers the configured provider. A GPU provider that cannot be registered is an
-    /// error: a config that asks for a GPU must not silently run on the CPU.
+    /// Registers the configured provider. One that cannot be registered is an error, unless
+    /// `cpu_fallback` is set: then the session runs on the CPU and a warning says so.
     pub fn apply(builder: SessionBuilder, config: &SessionConfig, what: &str) -> Result<SessionBuilder, InferError> {
         let provider = match config.provider {
             Provider::Cpu => return Ok(builder),
             Provider::Cuda => ep::CUDA::default().with_device_id(config.device_id).build().error_on_failure(),
             Provider::Tensorrt => ep::TensorRT::default().with_device_id(config.device_id).build().error_on_failure(),
         };
-        builder.with_execution_providers([provider]).map_err(|e| InferError::Ort {
-            what: format!("{what}: execution provider {:?}", config.provider),
-            err: e.into(),
-        })
+        match builder.with_execution_providers([provider]) {
+            Ok(b) => {
+                tracing::info!(model = what, provider = ?config.provider, device = config.device_id, "execution provider registered");
+                Ok(b)
+            }
+            Err(e) if config.cpu_fallback => {
+                tracing::warn!(model = what, provider = ?config.provider, error = %e, "execution provider unavailable: running on the CPU");
+                Ok(e.recover())
+            }
+            Err(e) => Err(InferError::Ort {
+                what: format!(
+                    "{what}: execution provider {:?} (set cpu_fallback to run on the CPU instead)",
+                    config.provider
+                ),
+                err: e.into(),
+            }),
+        }
     }
 }

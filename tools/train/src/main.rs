@@ -29,6 +29,10 @@ struct ImportArgs {
     /// The full graph; the split pair goes beside it as NAME.encoder.onnx / NAME.fusion.onnx.
     #[arg(short, long)]
     output: PathBuf,
+    /// CLIP weights to use instead of the checkpoint's own: OpenAI CLIP (.pt or .safetensors)
+    /// or Hugging Face CLIPModel safetensors.
+    #[arg(long)]
+    clip: Option<PathBuf>,
     /// Class names, one per line, in the model's class order.
     #[arg(long)]
     labels: PathBuf,
@@ -45,7 +49,10 @@ struct ImportArgs {
 }
 
 fn import(args: ImportArgs) -> Result<()> {
-    let weights = Weights::load_authors_checkpoint(&args.checkpoint)?;
+    let mut weights = Weights::load_authors_checkpoint(&args.checkpoint)?;
+    if let Some(clip) = &args.clip {
+        weights.replace_clip(Weights::load_clip(clip)?);
+    }
     let config = SafeConfig::infer(&weights, args.frames)?;
     let labels = read_labels(&args.labels)?;
     anyhow::ensure!(

@@ -8,6 +8,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 
+use crate::clip_names;
+
 #[derive(Debug, Clone)]
 pub struct Tensor {
     pub dims: Vec<i64>,
@@ -22,6 +24,12 @@ pub struct Weights {
 /// Fusion-model keys the SAFE forward never reads (the timm ViT it was cut from, and layers
 /// the authors define but do not use).
 const UNUSED: &[&str] = &["vit.", "weight_layer.", "remain_weight_layer.", "bn."];
+
+fn to_tensor(t: &candle_core::Tensor) -> candle_core::Result<Tensor> {
+    let dims = t.dims().iter().map(|&d| d as i64).collect();
+    let data = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    Ok(Tensor { dims, data })
+}
 
 impl Weights {
     pub fn get(&self, name: &str) -> Result<&Tensor> {
@@ -52,6 +60,44 @@ impl Weights {
         t.dims.get(axis).copied().with_context(|| format!("{}: {name} has no axis {axis}", self.source))
     }
 
+    /// CLIP weights from OpenAI (`.pt`, or `.safetensors` with OpenAI's names) or Hugging Face
+    /// (`CLIPModel` safetensors), renamed to OpenAI's names.
+    pub fn load_clip(path: &Path) -> Result<Self> {
+        let source = path.display().to_string();
+        let raw: Vec<(String, candle_core::Tensor)> = if path.extension().is_some_and(|e| e == "safetensors") {
+            candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+                .with_context(|| format!("{source}: not a readable safetensors file"))?
+                .into_iter()
+                .collect()
+        } else {
+            candle_core::pickle::read_all(path).with_context(|| format!("{source}: not a readable torch file"))?
+        };
+        let mut map = HashMap::new();
+        for (name, t) in raw {
+            let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
+            map.insert(name.clone(), to_tensor(&t).with_context(|| format!("{source}: tensor {name}"))?);
+        }
+        let map =
+            if clip_names::is_hf(&map) { clip_names::from_hf(&map).with_context(|| source.clone())? } else { map };
+        let map: HashMap<String, Tensor> = map.into_iter().filter(|(k, _)| clip_names::is_clip_name(k)).collect();
+        if !map.contains_key("visual.conv1.weight") || !map.contains_key("token_embedding.weight") {
+            bail!("{source}: no CLIP vision and text weights found (expected OpenAI or Hugging Face CLIP names)");
+        }
+        Ok(Weights { source, map })
+    }
+
+    /// Replaces every CLIP tensor by `clip`'s (the fusion model's stay).
+    pub fn replace_clip(&mut self, clip: Weights) {
+        self.map.retain(|k, _| !clip_names::is_clip_name(k));
+        self.map.extend(clip.map);
+        self.source = format!("{} + CLIP from {}", self.source, clip.source);
+    }
+
+    /// Every tensor, by name (for writing the weights out).
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Tensor)> {
+        self.map.iter()
+    }
+
     /// The authors' checkpoint: `model_state_dict` (fusion, `module.`-prefixed) and
     /// `ViT_model_state_dict` (CLIP).
     pub fn load_authors_checkpoint(path: &Path) -> Result<Self> {
@@ -68,13 +114,8 @@ impl Weights {
                 if key == "model_state_dict" && UNUSED.iter().any(|p| name.starts_with(p)) {
                     continue;
                 }
-                let dims = t.dims().iter().map(|&d| d as i64).collect();
-                let data = t
-                    .to_dtype(DType::F32)
-                    .and_then(|t| t.flatten_all())
-                    .and_then(|t| t.to_vec1::<f32>())
-                    .with_context(|| format!("{source}: tensor {name}"))?;
-                map.insert(name, Tensor { dims, data });
+                let tensor = to_tensor(&t).with_context(|| format!("{source}: tensor {name}"))?;
+                map.insert(name, tensor);
             }
         }
         Ok(Weights { source, map })

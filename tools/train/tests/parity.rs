@@ -101,17 +101,28 @@ fn text_features_match() {
     assert!(d < 1e-5, "text features differ by {d}");
 }
 
+/// The fixture's inputs: shape [B, F, 3, S, S], rgb, event.
+fn inputs(l: &Loaded) -> (Vec<usize>, Vec<f32>, Vec<f32>) {
+    let (shape, rgb) = npy_f32(&l.dir.join("rgb.npy"));
+    let (_, event) = npy_f32(&l.dir.join("event.npy"));
+    (shape.iter().map(|&d| d as usize).collect(), rgb, event)
+}
+
+/// The full graph's log-probabilities on the fixture's inputs, and the authors'.
+fn full_log_probs(l: &Loaded, int8: bool) -> (Vec<f32>, Vec<f32>) {
+    let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, int8 };
+    let (shape, rgb, event) = inputs(l);
+    let model = export::build(&e, Graph::Full, "test").unwrap();
+    let got = run(&model, vec![("rgb", (shape.clone(), rgb)), ("event", (shape, event))], "log_probs");
+    (got, npy_f32(&l.dir.join("logits.npy")).1)
+}
+
 #[test]
 fn full_graph_log_probs_match_and_split_graphs_agree() {
     let Some(l) = load() else { return };
     let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, int8: false };
-    let (rgb_shape, rgb) = npy_f32(&l.dir.join("rgb.npy"));
-    let (_, event) = npy_f32(&l.dir.join("event.npy"));
-    let shape: Vec<usize> = rgb_shape.iter().map(|&d| d as usize).collect();
-    let full = export::build(&e, Graph::Full, "test").unwrap();
-    let got =
-        run(&full, vec![("rgb", (shape.clone(), rgb.clone())), ("event", (shape.clone(), event.clone()))], "log_probs");
-    let (_, want) = npy_f32(&l.dir.join("logits.npy"));
+    let (shape, rgb, event) = inputs(&l);
+    let (got, want) = full_log_probs(&l, false);
     let d = max_diff(&got, &want);
     assert!(d < 1e-4, "log_probs differ from the authors' by {d}");
     eprintln!("full graph: max |log_prob - authors'| = {d:e}");
@@ -154,13 +165,7 @@ fn full_graph_log_probs_match_and_split_graphs_agree() {
 #[test]
 fn int8_keeps_the_top_class_and_reports_its_drift() {
     let Some(l) = load() else { return };
-    let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, int8: true };
-    let (rgb_shape, rgb) = npy_f32(&l.dir.join("rgb.npy"));
-    let (_, event) = npy_f32(&l.dir.join("event.npy"));
-    let shape: Vec<usize> = rgb_shape.iter().map(|&d| d as usize).collect();
-    let model = export::build(&e, Graph::Full, "test").unwrap();
-    let got = run(&model, vec![("rgb", (shape.clone(), rgb)), ("event", (shape, event))], "log_probs");
-    let (_, want) = npy_f32(&l.dir.join("logits.npy"));
+    let (got, want) = full_log_probs(&l, true);
     let argmax = |row: &[f32]| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
     for (g, w) in got.chunks(10).zip(want.chunks(10)) {
         assert_eq!(argmax(g), argmax(w), "int8 changed the top class");
@@ -168,4 +173,110 @@ fn int8_keeps_the_top_class_and_reports_its_drift() {
     let d = max_diff(&got, &want);
     eprintln!("int8: max |log_prob - authors'| = {d:e}");
     assert!(d < 0.2, "int8 drift {d} is larger than expected");
+}
+
+/// The fixture's CLIP weights under Hugging Face CLIPModel names (the inverse of the import's
+/// renaming), written as safetensors.
+fn write_hf_clip(w: &Weights, c: &SafeConfig, path: &Path) {
+    use candle_core::{Device, Tensor as CTensor};
+    let mut out = std::collections::HashMap::new();
+    let mut put = |name: String, dims: &[i64], data: &[f32]| {
+        let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+        out.insert(name, CTensor::from_slice(data, shape, &Device::Cpu).unwrap());
+    };
+    let t = |n: &str| w.get(n).unwrap().clone();
+    for (tower, ours, layers) in [
+        ("vision_model", "visual.transformer.resblocks", c.vision_layers),
+        ("text_model", "transformer.resblocks", c.text_layers),
+    ] {
+        for k in 0..layers {
+            let (l, b) = (format!("{tower}.encoder.layers.{k}"), format!("{ours}.{k}"));
+            for p in ["weight", "bias"] {
+                let packed = t(&format!("{b}.attn.in_proj_{p}"));
+                let third = packed.data.len() / 3;
+                let mut dims = packed.dims.clone();
+                dims[0] /= 3;
+                for (i, q) in ["q_proj", "k_proj", "v_proj"].iter().enumerate() {
+                    put(format!("{l}.self_attn.{q}.{p}"), &dims, &packed.data[i * third..(i + 1) * third]);
+                }
+                for (hf, name) in [
+                    ("self_attn.out_proj", "attn.out_proj"),
+                    ("layer_norm1", "ln_1"),
+                    ("layer_norm2", "ln_2"),
+                    ("mlp.fc1", "mlp.c_fc"),
+                    ("mlp.fc2", "mlp.c_proj"),
+                ] {
+                    let x = t(&format!("{b}.{name}.{p}"));
+                    put(format!("{l}.{hf}.{p}"), &x.dims, &x.data);
+                }
+            }
+        }
+    }
+    for (hf, ours) in [
+        ("vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"),
+        ("vision_model.embeddings.class_embedding", "visual.class_embedding"),
+        ("vision_model.embeddings.position_embedding.weight", "visual.positional_embedding"),
+        ("vision_model.pre_layrnorm.weight", "visual.ln_pre.weight"),
+        ("vision_model.pre_layrnorm.bias", "visual.ln_pre.bias"),
+        ("vision_model.post_layernorm.weight", "visual.ln_post.weight"),
+        ("vision_model.post_layernorm.bias", "visual.ln_post.bias"),
+        ("text_model.embeddings.token_embedding.weight", "token_embedding.weight"),
+        ("text_model.embeddings.position_embedding.weight", "positional_embedding"),
+        ("text_model.final_layer_norm.weight", "ln_final.weight"),
+        ("text_model.final_layer_norm.bias", "ln_final.bias"),
+    ] {
+        let x = t(ours);
+        put(hf.into(), &x.dims, &x.data);
+    }
+    // HF keeps the projections as Linear weights [out, in].
+    for (hf, ours) in [("visual_projection.weight", "visual.proj"), ("text_projection.weight", "text_projection")] {
+        let x = w.linear_t(ours).unwrap();
+        put(hf.into(), &x.dims, &x.data);
+    }
+    candle_core::safetensors::save(&out, path).unwrap();
+}
+
+#[test]
+fn hugging_face_clip_weights_import_to_the_same_model() {
+    let Some(l) = load() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let hf = dir.path().join("clip.safetensors");
+    write_hf_clip(&l.weights, &l.config, &hf);
+    let mut weights = Weights::load_authors_checkpoint(&l.dir.join("checkpoint.pth")).unwrap();
+    weights.replace_clip(Weights::load_clip(&hf).unwrap());
+    let config = SafeConfig::infer(&weights, 5).unwrap();
+    let text = export::text_features(&weights, &config, &l.labels, &SessionConfig::default()).unwrap();
+    assert!(max_diff(&text, &l.text) < 1e-6, "text features differ after the HF round trip");
+    let again = Loaded { dir: l.dir.clone(), weights, config, labels: l.labels.clone(), text };
+    let (got, want) = full_log_probs(&again, false);
+    let d = max_diff(&got, &want);
+    assert!(d < 1e-4, "log_probs with HF CLIP weights differ from the authors' by {d}");
+}
+
+#[test]
+fn a_gpu_provider_that_cannot_start_is_an_error_unless_cpu_fallback_is_set() {
+    let Some(l) = load() else { return };
+    let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, int8: false };
+    let model = export::build(&e, Graph::Fusion, "test").unwrap();
+    let cuda = SessionConfig { provider: safed::infer::Provider::Cuda, ..SessionConfig::default() };
+    // The CPU build of ONNX Runtime (what tools/setup.sh fetches) has no CUDA provider; on a
+    // machine with onnxruntime-gpu this test has nothing to refuse.
+    if let Err(err) = safed::infer::SafeModel::from_bytes(&model, "m.onnx", &cuda) {
+        let msg = err.to_string();
+        assert!(msg.contains("execution provider Cuda") && msg.contains("cpu_fallback"), "{msg}");
+        let fallback = SessionConfig { cpu_fallback: true, ..cuda };
+        let mut m = safed::infer::SafeModel::from_bytes(&model, "m.onnx", &fallback).unwrap();
+        let tokens = vec![0.1f32; (l.config.tokens * l.config.embed_dim) as usize];
+        assert_eq!(m.fuse(&tokens, &tokens).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn a_graph_without_the_contract_is_refused_with_the_reason() {
+    let Some(l) = load() else { return };
+    let mut g = safe_train::onnx::builder::GraphBuilder::new();
+    safe_train::onnx::safe::text_graph(&mut g, &l.weights, &l.config).unwrap();
+    let bytes = safe_train::onnx::builder::encode(&g.finish("text", &[]));
+    let err = safed::infer::SafeModel::from_bytes(&bytes, "text.onnx", &SessionConfig::default()).err().unwrap();
+    assert!(err.to_string().contains("text.onnx: not a SAFE graph: metadata has no \"safe.format_version\""), "{err}");
 }
