@@ -204,3 +204,37 @@ fn truncated_files_on_disk_read_by_position_say_where_they_end() {
         }
     }
 }
+
+#[test]
+fn files_on_disk_decode_alike_inline_and_by_position_even_when_corrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.aedat4");
+    let p = path.to_str().unwrap();
+    let original = fixture("dv_events_none.aedat4");
+    let mut rng = Lcg(7);
+    for round in 0..30 {
+        let mut bytes = original.clone();
+        // Round 0: only polarity bytes other than 0/1 (they read as ON); later: random bytes.
+        for _ in 0..1 + rng.next() % 6 {
+            let at = 2000 + (rng.next() as usize) % (bytes.len() - 2000);
+            bytes[at] = if round == 0 { 0x55 } else { rng.next() as u8 };
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let decode = |threads| {
+            let opts = OpenOptions { decode_threads: threads, ..OpenOptions::default() };
+            safed::events::open_with(p, &opts)
+                .map_err(|e| e.to_string())
+                .and_then(|s| common::csv_of(s).map_err(|e| e.to_string()))
+        };
+        let (inline, positioned) = (decode(1), decode(2));
+        match (&inline, &positioned) {
+            (Ok(a), Ok(b)) => assert!(a == b, "round {round}: inline and positioned decodes differ"),
+            (Err(_), Err(_)) => {}
+            _ => panic!(
+                "round {round}: inline {:?} vs positioned {:?}",
+                inline.as_ref().map(|_| ()),
+                positioned.as_ref().map(|_| ())
+            ),
+        }
+    }
+}

@@ -69,8 +69,14 @@ pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource
     if let Some(endpoint) = Endpoint::parse(source) {
         return super::aedat4_net::open(source, &endpoint, &opts.net);
     }
-    let file = File::open(source).map_err(|err| EventError::Io { input: source.to_string(), offset: 0, err })?;
-    open_reader(BufReader::with_capacity(FILE_BUFFER, file), source, opts)
+    let io_err = |err| EventError::Io { input: source.to_string(), offset: 0, err };
+    let file = File::open(source).map_err(io_err)?;
+    let mut reader = BufReader::with_capacity(FILE_BUFFER, file);
+    // AEDAT4 files are read by position, so that workers share the reading too.
+    if reader.fill_buf().map_err(io_err)?.starts_with(aedat4::MAGIC) {
+        return Ok(Box::new(aedat4::Aedat4Source::open_path(reader, source, opts.decode_threads)?));
+    }
+    open_reader(reader, source, opts)
 }
 
 /// Opens any buffered reader holding a whole file's bytes (used by the fuzz targets too).

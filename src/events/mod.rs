@@ -51,6 +51,9 @@ pub fn fuzz_drain_stream(bytes: Vec<u8>) {
 }
 
 /// One DVS event. `t` is in microseconds as the source encodes it; origin is top-left.
+/// Laid out as AEDAT4's 16-byte event record (t at 0, x at 8, y at 10, p at 12, 3 bytes of
+/// padding), so that uncompressed packets can be read straight into a `Vec<Event>`.
+#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Event {
     pub t: i64,
@@ -59,6 +62,12 @@ pub struct Event {
     /// true = ON (brighter).
     pub p: bool,
 }
+
+const _: () = {
+    assert!(std::mem::size_of::<Event>() == 16 && std::mem::align_of::<Event>() == 8);
+    assert!(std::mem::offset_of!(Event, t) == 0 && std::mem::offset_of!(Event, x) == 8);
+    assert!(std::mem::offset_of!(Event, y) == 10 && std::mem::offset_of!(Event, p) == 12);
+};
 
 /// An intensity frame (DAVIS APS, or an RGB camera frame), pixels row-major.
 #[derive(Debug, Clone, PartialEq)]

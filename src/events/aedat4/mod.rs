@@ -221,7 +221,7 @@ impl<R: BufRead + Send + 'static> Aedat4Source<R> {
                 let mut raw = RawPacket::default();
                 Ok(framer.next_owned(&mut raw)?.then_some(Job::Owned(raw)))
             };
-            let pipeline = Pipeline::start(next_job, None, decoder, place.clone(), threads).map_err(|e| place.io(e))?;
+            let pipeline = Pipeline::start(next_job, decoder, place.clone(), threads).map_err(|e| place.io(e))?;
             Mode::Parallel(pipeline)
         } else {
             Mode::Inline { framer, decoder, scratch: Vec::new() }
@@ -250,9 +250,8 @@ impl Aedat4Source<BufReader<File>> {
         let mut framer =
             FileFramer::new(Arc::clone(&file), place.clone(), header.data_end, stream_kinds(&header.streams))?;
         let decoder = PacketDecoder::new(place.input.clone(), header.compression);
-        let next_job = move || Ok(framer.next()?.map(Job::At));
-        let pipeline =
-            Pipeline::start(next_job, Some(file), decoder, place.clone(), threads).map_err(|e| place.io(e))?;
+        let next_job = move || Ok(framer.next()?.map(|head| Job::At(head, Arc::clone(&file))));
+        let pipeline = Pipeline::start(next_job, decoder, place.clone(), threads).map_err(|e| place.io(e))?;
         Ok(Aedat4Source {
             info: SourceInfo { format: header.format, streams: header.streams },
             name: place.input,

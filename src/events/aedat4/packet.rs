@@ -40,6 +40,10 @@ impl PacketDecoder {
         PacketDecoder { place: Place::new(input), compression, decompressed: Vec::new() }
     }
 
+    pub fn is_uncompressed(&self) -> bool {
+        self.compression == Compression::None
+    }
+
     pub fn decode_raw(&mut self, raw: &RawPacket) -> Result<Packet, EventError> {
         self.decode(raw.stream, raw.kind, raw.body_at, &raw.body)
     }

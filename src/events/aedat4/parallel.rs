@@ -12,13 +12,15 @@ use crossbeam_channel::{bounded, Receiver};
 
 use super::packet::{PacketDecoder, RawPacket};
 use super::positioned::read_body;
+#[cfg(target_endian = "little")]
+use super::positioned::read_events_in_place;
 use super::PacketHead;
-use crate::events::{EventError, Packet, Place};
+use crate::events::{EventError, Packet, PacketData, Place, StreamKind};
 
 /// What the framer hands a worker: a body it read, or where to read one (positioned files).
 pub enum Job {
     Owned(RawPacket),
-    At(PacketHead),
+    At(PacketHead, Arc<File>),
 }
 
 type Numbered<T> = (u64, T);
@@ -31,11 +33,9 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// `next_job` runs on the framer thread until it returns `None` or an error; `file` is
-    /// where `Job::At` bodies are read from.
+    /// `next_job` runs on the framer thread until it returns `None` or an error.
     pub fn start(
         mut next_job: impl FnMut() -> Result<Option<Job>, EventError> + Send + 'static,
-        file: Option<Arc<File>>,
         decoder: PacketDecoder,
         place: Place,
         workers: usize,
@@ -58,15 +58,19 @@ impl Pipeline {
         })?;
         for i in 0..workers {
             let (job_rx, out_tx, mut decoder) = (job_rx.clone(), out_tx.clone(), decoder.clone());
-            let (file, place) = (file.clone(), place.clone());
+            let place = place.clone();
             thread::Builder::new().name(format!("aedat4-decode-{i}")).spawn(move || {
                 let mut body = Vec::new();
                 for (seq, item) in job_rx {
                     let result = item.and_then(|job| match job {
                         Job::Owned(raw) => decoder.decode_raw(&raw),
-                        Job::At(head) => {
-                            let file = file.as_deref().expect("positioned jobs come with their file");
-                            read_body(file, &head, &mut body, &place)?;
+                        #[cfg(target_endian = "little")]
+                        Job::At(head, file) if decoder.is_uncompressed() && head.kind == StreamKind::Events => {
+                            let events = read_events_in_place(&file, &head, &place)?;
+                            Ok(Packet { stream: head.stream, data: PacketData::Events(events) })
+                        }
+                        Job::At(head, file) => {
+                            read_body(&file, &head, &mut body, &place)?;
                             decoder.decode(head.stream, head.kind, head.body_at, &body)
                         }
                     });
