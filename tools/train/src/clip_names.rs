@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::weights::Tensor;
 
@@ -13,18 +13,6 @@ fn concat(parts: [&Tensor; 3]) -> Tensor {
     let mut dims = parts[0].dims.clone();
     dims[0] = parts.iter().map(|p| p.dims[0]).sum();
     Tensor { dims, data: parts.iter().flat_map(|p| p.data.iter().copied()).collect() }
-}
-
-fn transpose(t: &Tensor) -> Result<Tensor> {
-    let [rows, cols] = t.dims[..] else { bail!("expected a 2-D projection, found shape {:?}", t.dims) };
-    let (rows, cols) = (rows as usize, cols as usize);
-    let mut data = vec![0.0; t.data.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            data[c * rows + r] = t.data[r * cols + c];
-        }
-    }
-    Ok(Tensor { dims: vec![cols as i64, rows as i64], data })
 }
 
 /// True if the names are Hugging Face's.
@@ -85,8 +73,8 @@ pub fn from_hf(hf: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>> 
         }
     }
     // Hugging Face stores the projections as Linear weights [out, in]; OpenAI as [in, out].
-    put("visual.proj".into(), transpose(get("visual_projection.weight")?)?);
-    put("text_projection".into(), transpose(get("text_projection.weight")?)?);
+    put("visual.proj".into(), get("visual_projection.weight")?.transposed()?);
+    put("text_projection".into(), get("text_projection.weight")?.transposed()?);
     Ok(out)
 }
 

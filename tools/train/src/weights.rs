@@ -16,6 +16,21 @@ pub struct Tensor {
     pub data: Vec<f32>,
 }
 
+impl Tensor {
+    /// The transpose of a 2-D tensor.
+    pub fn transposed(&self) -> Result<Tensor> {
+        let [rows, cols] = self.dims[..] else { bail!("shape {:?} is not 2-D", self.dims) };
+        let (rows, cols) = (rows as usize, cols as usize);
+        let mut data = vec![0.0; self.data.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                data[c * rows + r] = self.data[r * cols + c];
+            }
+        }
+        Ok(Tensor { dims: vec![cols as i64, rows as i64], data })
+    }
+}
+
 pub struct Weights {
     source: String,
     map: HashMap<String, Tensor>,
@@ -42,16 +57,7 @@ impl Weights {
 
     /// A 2-D weight, transposed: PyTorch's Linear [out, in] as MatMul's [in, out].
     pub fn linear_t(&self, name: &str) -> Result<Tensor> {
-        let t = self.get(name)?;
-        let [rows, cols] = t.dims[..] else { bail!("{}: {name} has shape {:?}, expected 2-D", self.source, t.dims) };
-        let (rows, cols) = (rows as usize, cols as usize);
-        let mut data = vec![0.0; t.data.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                data[c * rows + r] = t.data[r * cols + c];
-            }
-        }
-        Ok(Tensor { dims: vec![cols as i64, rows as i64], data })
+        self.get(name)?.transposed().with_context(|| format!("{}: {name}", self.source))
     }
 
     /// The first dimension of `name`.
