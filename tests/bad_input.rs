@@ -238,3 +238,21 @@ fn files_on_disk_decode_alike_inline_and_by_position_even_when_corrupted() {
         }
     }
 }
+
+#[test]
+fn empty_event_packets_read_by_position_are_empty() {
+    // An uncompressed file with an empty event packet between two others, read both ways.
+    let decl = StreamDecl { id: 0, name: "events".into(), kind: DeclKind::Events, size: (8, 8), source: "t".into() };
+    let mut w = Aedat4Writer::new(Vec::new(), Compression::None, &[decl], true).unwrap();
+    w.write_events(0, &[Event { t: 1, x: 2, y: 3, p: true }]).unwrap();
+    w.write_events(0, &[]).unwrap();
+    w.write_events(0, &[Event { t: 4, x: 5, y: 6, p: false }]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.aedat4");
+    std::fs::write(&path, w.into_inner().unwrap()).unwrap();
+    for threads in [1, 2] {
+        let opts = OpenOptions { decode_threads: threads, ..OpenOptions::default() };
+        let csv = common::csv_of(safed::events::open_with(path.to_str().unwrap(), &opts).unwrap()).unwrap();
+        assert_eq!(csv, "t,x,y,p\n1,2,3,1\n4,5,6,0\n", "threads {threads}");
+    }
+}

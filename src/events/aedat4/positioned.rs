@@ -122,7 +122,12 @@ pub fn read_events_in_place(
     }
     let packet = size_prefixed_root::<EventPacket>(body).map_err(|e| bad(format!("invalid flatbuffer: {e}")))?;
     let records = packet.element_bytes();
-    let (start, count) = (records.as_ptr() as usize - body.as_ptr() as usize, records.len() / 16);
+    let count = records.len() / 16;
+    if count == 0 {
+        // No vector (or an empty one): `records` may not even point into `body`.
+        return Ok(Vec::new());
+    }
+    let start = records.as_ptr() as usize - body.as_ptr() as usize;
     // SAFETY: the records lie inside the `size` initialised bytes (the verifier checked the
     // vector's bounds); `copy` allows the overlap. Each record then holds an Event's bytes:
     // any i64 / u16 bits are valid, the padding may hold anything, and the polarity byte is
