@@ -93,7 +93,7 @@ fn read_limited(mut reader: impl Read, buf: &mut Vec<u8>, limit: u64) -> std::io
             if buf.len() as u64 > limit {
                 return Ok(None);
             }
-            let grown = (buf.len() * 2).max(1 << 20).min(limit as usize + 1);
+            let grown = (buf.len() * 2).max(1 << 16).min(limit as usize + 1);
             buf.resize(grown, 0);
         }
         match reader.read(&mut buf[filled..]) {
