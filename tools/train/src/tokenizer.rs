@@ -23,23 +23,14 @@ pub struct Tokenizer {
     pattern: Regex,
 }
 
-/// GPT-2's reversible byte -> printable character map.
-fn bytes_to_unicode() -> [char; 256] {
-    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
-    let mut chars: Vec<u32> = printable.clone();
-    let mut n = 0;
-    for b in 0..256u32 {
-        if !printable.contains(&b) {
-            printable.push(b);
-            chars.push(256 + n);
-            n += 1;
-        }
-    }
-    let mut out = ['\0'; 256];
-    for (b, c) in printable.iter().zip(&chars) {
-        out[*b as usize] = char::from_u32(*c).unwrap_or('\0');
-    }
-    out
+/// GPT-2's reversible byte -> printable character map, as (byte, char) pairs in the order
+/// CLIP's vocabulary lists the byte tokens: printable bytes first, then the rest.
+fn bytes_to_unicode() -> Vec<(u8, char)> {
+    let printable: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut pairs: Vec<(u8, char)> = printable.iter().map(|&b| (b as u8, char::from_u32(b).unwrap_or('\0'))).collect();
+    let others = (0..256u32).filter(|b| !printable.contains(b));
+    pairs.extend(others.zip(256u32..).map(|(b, c)| (b as u8, char::from_u32(c).unwrap_or('\0'))));
+    pairs
 }
 
 impl Tokenizer {
@@ -55,11 +46,13 @@ impl Tokenizer {
             .map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
             .collect::<Option<_>>()
             .context("malformed merge line in the BPE vocabulary")?;
-        let byte_chars = bytes_to_unicode();
-        // Vocabulary order: bytes in the byte map's order, the same with </w>, merges, specials.
-        let mut order: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
-        order.extend((0..256u32).filter(|b| !order.contains(b)).collect::<Vec<_>>());
-        let mut vocab: Vec<String> = order.iter().map(|&b| byte_chars[b as usize].to_string()).collect();
+        let byte_map = bytes_to_unicode();
+        let mut byte_chars = ['\0'; 256];
+        for &(b, c) in &byte_map {
+            byte_chars[b as usize] = c;
+        }
+        // Vocabulary order: the byte tokens, the same with </w>, the merges, the specials.
+        let mut vocab: Vec<String> = byte_map.iter().map(|(_, c)| c.to_string()).collect();
         let with_end: Vec<String> = vocab.iter().map(|v| format!("{v}</w>")).collect();
         vocab.extend(with_end);
         vocab.extend(merges.iter().map(|(a, b)| format!("{a}{b}")));
