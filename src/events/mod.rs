@@ -132,7 +132,7 @@ pub struct Packet {
     pub data: PacketData,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamKind {
     Events,
@@ -140,6 +140,7 @@ pub enum StreamKind {
     Imu,
     Triggers,
     /// A stream of a type we do not decode; its packets are skipped.
+    #[default]
     Other,
 }
 

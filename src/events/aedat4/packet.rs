@@ -16,12 +16,6 @@ pub struct RawPacket {
     pub body_at: u64,
 }
 
-impl Default for StreamKind {
-    fn default() -> Self {
-        StreamKind::Other
-    }
-}
-
 /// Decompresses and decodes packets; owns its scratch buffer, so one per thread.
 pub struct PacketDecoder {
     place: Place,
