@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::weights::Weights;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SafeConfig {
     pub vision_width: i64,
     pub vision_layers: i64,
@@ -37,6 +37,51 @@ fn count_layers(w: &Weights, prefix: &str) -> i64 {
 }
 
 impl SafeConfig {
+    /// The sizes of a named preset: `vit-b16` (the paper: CLIP ViT-B/16, fusion at 768) or
+    /// `tiny` (32x32 images, 8x8 patches, widths 64: trains on a CPU in minutes).
+    pub fn preset(name: &str, classes: i64, frames: i64) -> Result<Self> {
+        let c = match name {
+            "vit-b16" => SafeConfig {
+                vision_width: 768,
+                vision_layers: 12,
+                vision_heads: 12,
+                patch: 16,
+                image_size: 224,
+                tokens: 197,
+                embed_dim: 512,
+                text_width: 512,
+                text_layers: 12,
+                text_heads: 8,
+                context: 77,
+                fusion_dim: 768,
+                fusion_heads: 12,
+                classes,
+                cls_tokens: 10,
+                frames,
+            },
+            "tiny" => SafeConfig {
+                vision_width: 64,
+                vision_layers: 2,
+                vision_heads: 1,
+                patch: 8,
+                image_size: 32,
+                tokens: 17,
+                embed_dim: 64,
+                text_width: 64,
+                text_layers: 1,
+                text_heads: 1,
+                context: 77,
+                fusion_dim: 64,
+                fusion_heads: 1,
+                classes,
+                cls_tokens: 10,
+                frames,
+            },
+            other => anyhow::bail!("unknown preset {other:?} (expected vit-b16 or tiny)"),
+        };
+        Ok(c)
+    }
+
     pub fn infer(w: &Weights, frames: i64) -> Result<Self> {
         let vision_width = w.dim("visual.conv1.weight", 0)?;
         let patch = w.dim("visual.conv1.weight", 2)?;

@@ -3,6 +3,7 @@
 pub mod clip_names;
 pub mod config;
 pub mod export;
+pub mod model;
 pub mod onnx;
 pub mod tokenizer;
 pub mod weights;

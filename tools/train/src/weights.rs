@@ -99,6 +99,10 @@ impl Weights {
         self.source = format!("{} + CLIP from {}", self.source, clip.source);
     }
 
+    pub fn from_map(source: &str, map: HashMap<String, Tensor>) -> Self {
+        Weights { source: source.to_string(), map }
+    }
+
     /// Every tensor, by name (for writing the weights out).
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Tensor)> {
         self.map.iter()

@@ -4,7 +4,11 @@
 //! The fixture is 95 MB and lives in the shared folder (SAFE_OFFICIAL_TINY, default
 //! ../shared/fixtures/official-tiny beside the checkout); without it these tests say SKIPPED.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::{fixture, max_diff, npy_f32};
 
 use safe_train::config::SafeConfig;
 use safe_train::export::{self, read_labels, Graph};
@@ -12,31 +16,6 @@ use safe_train::onnx::safe::Export;
 use safe_train::weights::Weights;
 use safed::infer::ort::value::TensorRef;
 use safed::infer::{runtime, SessionConfig};
-
-fn fixture() -> Option<PathBuf> {
-    let dir = std::env::var_os("SAFE_OFFICIAL_TINY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/official-tiny"));
-    if dir.join("checkpoint.pth").exists() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("official-tiny fixture missing at {} (CI must have it)", dir.display());
-    }
-    eprintln!("SKIPPED: official-tiny fixture not found at {} (set SAFE_OFFICIAL_TINY)", dir.display());
-    None
-}
-
-fn npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
-    let f = npyz::NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
-    let shape = f.shape().to_vec();
-    (shape, f.into_vec::<f32>().unwrap())
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
 
 struct Loaded {
     dir: PathBuf,
