@@ -51,6 +51,16 @@ pub fn time_slices(events: &[Event], n: usize) -> Vec<(i64, i64, &[Event])> {
         .collect()
 }
 
+/// The FrameInterval windows of frames at `times`: from the previous frame to this one. The
+/// first frame's window is as long as the next interval (or 33 ms for a single frame).
+pub fn frame_interval_windows(times: &[i64]) -> Vec<(i64, i64)> {
+    let first_len = match times {
+        [a, b, ..] => (b - a).max(1),
+        _ => 33_333,
+    };
+    times.iter().enumerate().map(|(i, &t)| (if i == 0 { t - first_len } else { times[i - 1] }, t)).collect()
+}
+
 /// Cuts a live, time-ordered event stream into windows with bounded memory: fixed-time and
 /// fixed-count windows come out of [`Windower::push`]; frame-aligned ones are asked for with
 /// [`Windower::take`] once the stream has passed the window's end.

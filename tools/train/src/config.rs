@@ -38,7 +38,7 @@ fn count_layers(w: &Weights, prefix: &str) -> i64 {
 
 impl SafeConfig {
     /// The sizes of a named preset: `vit-b16` (the paper: CLIP ViT-B/16, fusion at 768) or
-    /// `tiny` (32x32 images, 8x8 patches, widths 64: trains on a CPU in minutes).
+    /// `tiny` (64x64 images, 8x8 patches, widths 64: trains on a CPU in minutes).
     pub fn preset(name: &str, classes: i64, frames: i64) -> Result<Self> {
         let c = match name {
             "vit-b16" => SafeConfig {
@@ -64,8 +64,8 @@ impl SafeConfig {
                 vision_layers: 2,
                 vision_heads: 1,
                 patch: 8,
-                image_size: 32,
-                tokens: 17,
+                image_size: 64,
+                tokens: 65,
                 embed_dim: 64,
                 text_width: 64,
                 text_layers: 1,

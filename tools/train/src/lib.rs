@@ -1,9 +1,15 @@
 //! safe-train: imports, trains and exports SAFE models for safed.
 
+pub mod checkpoint;
 pub mod clip_names;
 pub mod config;
+pub mod data;
+pub mod eval;
 pub mod export;
+pub mod fit;
 pub mod model;
 pub mod onnx;
+pub mod optim;
+pub mod plot;
 pub mod tokenizer;
 pub mod weights;

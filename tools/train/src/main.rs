@@ -1,10 +1,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use candle_core::Device;
 use clap::{Parser, Subcommand};
+use safe_train::checkpoint;
 use safe_train::config::SafeConfig;
+use safe_train::data::batch::prepare;
+use safe_train::data::synth::{self, SynthOptions};
+use safe_train::data::Dataset;
+use safe_train::eval::evaluate;
 use safe_train::export::{self, read_labels};
+use safe_train::fit::{self, FitOptions, InitFrom};
+use safe_train::model::TextTokens;
 use safe_train::onnx::safe::Export;
 use safe_train::weights::Weights;
 use safed::infer::SessionConfig;
@@ -20,6 +28,195 @@ struct Cli {
 enum Command {
     /// Import the authors' checkpoint and write the ONNX graphs safed runs.
     Import(ImportArgs),
+    /// Write a synthetic RGB + event dataset (moving symbols, events simulated from
+    /// log-intensity changes) in the authors' layout, with an AEDAT4 recording per sample.
+    Synth(SynthArgs),
+    /// Train SAFE on a dataset (DIR/train, evaluated on DIR/test after every epoch).
+    Fit(FitArgs),
+    /// Evaluate a checkpoint: top-1, top-5, per-class accuracy, confusion matrix.
+    Eval(EvalArgs),
+    /// Write a checkpoint's ONNX graphs (full, and the encoder/fusion pair) for safed.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SynthArgs {
+    out: PathBuf,
+    #[arg(long, default_value_t = 6)]
+    classes: usize,
+    #[arg(long, default_value_t = 60)]
+    samples_per_class: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// RGB frames per sample.
+    #[arg(long, default_value_t = 8)]
+    frames: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct FitArgs {
+    /// Dataset root: train/ and test/ splits (see `safe-train synth`), or *_label.txt files.
+    #[arg(long)]
+    data: PathBuf,
+    /// Sizes and training defaults: tiny (CPU) or vit-b16 (the paper).
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    /// Run folder: metrics.jsonl, curves.png, last/ and best/ checkpoints.
+    #[arg(long)]
+    out: PathBuf,
+    /// Start from the authors' checkpoint (CLIP and fusion weights).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Start CLIP from OpenAI or Hugging Face CLIP weights.
+    #[arg(long)]
+    clip: Option<PathBuf>,
+    /// Initialise the fusion block from a timm ViT-B/16 checkpoint's last block.
+    #[arg(long)]
+    timm: Option<PathBuf>,
+    /// Continue a run from its checkpoint folder (RUN/last).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    #[arg(long)]
+    warmup_epochs: Option<f64>,
+    #[arg(long)]
+    grad_clip: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Frames per modality.
+    #[arg(long)]
+    frames: Option<usize>,
+    /// The split evaluated after each epoch (picks RUN/best).
+    #[arg(long)]
+    val_split: Option<String>,
+    /// Train only the fusion model, on per-frame CLIP features computed once (cached in RUN).
+    #[arg(long)]
+    freeze_clip: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct EvalArgs {
+    /// A checkpoint folder (RUN/best or RUN/last).
+    checkpoint: PathBuf,
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Print only {"top1":..,"top5":..}.
+    #[arg(long)]
+    json: bool,
+    /// Where confusion.csv/.png and per_class.csv go (default CHECKPOINT/eval-SPLIT).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write each sample's prediction and log-probabilities as CSV.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    /// A checkpoint folder (RUN/best or RUN/last).
+    checkpoint: PathBuf,
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Write only the full graph.
+    #[arg(long)]
+    no_split: bool,
+    #[arg(long, value_parser = ["int8"])]
+    quantize: Option<String>,
+}
+
+fn synth(a: SynthArgs) -> Result<()> {
+    let o = SynthOptions {
+        classes: a.classes,
+        samples_per_class: a.samples_per_class,
+        seed: a.seed,
+        frames: a.frames,
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    let n = synth::write_dataset(&a.out, &o)?;
+    eprintln!("wrote {n} samples to {} in {:.1} s", a.out.display(), t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn fit_cmd(a: FitArgs) -> Result<()> {
+    let mut o = FitOptions::preset(&a.preset)?;
+    macro_rules! set { ($($f:ident),*) => { $(if let Some(v) = a.$f { o.$f = v; })* } }
+    set!(epochs, batch_size, lr, weight_decay, warmup_epochs, grad_clip, seed, frames, val_split);
+    o.freeze_clip = a.freeze_clip;
+    let from = InitFrom { authors: a.init, clip: a.clip, timm: a.timm };
+    let r = fit::fit(&a.data, &a.out, o, &from, a.resume.as_deref(), &Device::Cpu)?;
+    eprintln!(
+        "best {:.4} top-1 at epoch {} ({}), {:.0} s in all",
+        r.best_top1,
+        r.best_epoch,
+        a.out.join("best").display(),
+        r.seconds
+    );
+    Ok(())
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let dev = Device::Cpu;
+    let (model, state) = checkpoint::load_model(&a.checkpoint, &dev)?;
+    let data = Dataset::open(&a.data, &a.split)?;
+    anyhow::ensure!(
+        data.labels == state.labels,
+        "{}: the dataset names other classes than the checkpoint",
+        a.data.display()
+    );
+    let prepared = prepare(&data, model.config.image_size as u32)?;
+    let text = TextTokens::new(&state.labels, model.config.context, &dev)?;
+    let report = evaluate(&model, &text, &prepared, 16, &dev)?;
+    let out = a.out.unwrap_or_else(|| a.checkpoint.join(format!("eval-{}", a.split)));
+    report.write_csv(&out, &state.labels)?;
+    if let Some(path) = &a.predictions {
+        let mut csv = String::from("sample,label,predicted,log_probs\n");
+        for (s, p) in data.samples.iter().zip(&report.predictions) {
+            let lp: Vec<String> = p.log_probs.iter().map(|v| format!("{v:.6}")).collect();
+            csv.push_str(&format!("{},{},{},{}\n", s.name, p.label, p.predicted, lp.join(" ")));
+        }
+        std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if a.json {
+        println!("{}", serde_json::json!({"top1": report.top1, "top5": report.top5}));
+    } else {
+        println!(
+            "{} {} samples: top-1 {:.4}, top-5 {:.4}, loss {:.4}",
+            a.split, report.samples, report.top1, report.top5, report.loss
+        );
+        for (label, acc) in state.labels.iter().zip(&report.per_class) {
+            println!("  {label:<20} {acc:.4}");
+        }
+        println!("confusion matrix and per-class CSV in {}", out.display());
+    }
+    Ok(())
+}
+
+fn export_cmd(a: ExportArgs) -> Result<()> {
+    let (model, state) = checkpoint::load_model(&a.checkpoint, &Device::Cpu)?;
+    let source = a.checkpoint.display().to_string();
+    let weights = model.params.to_weights(&source)?;
+    let text_features = export::text_features(&weights, &model.config, &state.labels, &SessionConfig::default())?;
+    let e = Export {
+        weights: &weights,
+        config: &model.config,
+        labels: &state.labels,
+        text_features: &text_features,
+        int8: a.quantize.is_some(),
+    };
+    for path in export::write_all(&e, &a.output, !a.no_split, &format!("safe-train checkpoint {source}"))? {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +273,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Import(args) => import(args),
+        Command::Synth(args) => synth(args),
+        Command::Fit(args) => fit_cmd(args),
+        Command::Eval(args) => eval_cmd(args),
+        Command::Export(args) => export_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -92,6 +92,39 @@ impl Weights {
         Ok(Weights { source, map })
     }
 
+    /// A timm ViT checkpoint (`.safetensors`, or a torch file holding the state dict at the
+    /// top level or under `model` / `state_dict`).
+    pub fn load_timm(path: &Path) -> Result<Self> {
+        let source = path.display().to_string();
+        let raw: Vec<(String, candle_core::Tensor)> = if path.extension().is_some_and(|e| e == "safetensors") {
+            candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+                .with_context(|| format!("{source}: not a readable safetensors file"))?
+                .into_iter()
+                .collect()
+        } else {
+            let mut found = Vec::new();
+            for key in [None, Some("model"), Some("state_dict")] {
+                found = candle_core::pickle::read_all_with_key(path, key)
+                    .with_context(|| format!("{source}: not a readable torch file"))?;
+                if !found.is_empty() {
+                    break;
+                }
+            }
+            found
+        };
+        let mut map = HashMap::new();
+        for (name, t) in raw {
+            let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
+            map.insert(name.clone(), to_tensor(&t).with_context(|| format!("{source}: tensor {name}"))?);
+        }
+        Ok(Weights { source, map })
+    }
+
+    /// The highest N of `blocks.N.*` (a timm ViT's last block).
+    pub fn last_block(&self) -> Option<usize> {
+        self.map.keys().filter_map(|k| k.strip_prefix("blocks.")?.split('.').next()?.parse().ok()).max()
+    }
+
     /// Replaces every CLIP tensor by `clip`'s (the fusion model's stay).
     pub fn replace_clip(&mut self, clip: Weights) {
         self.map.retain(|k, _| !clip_names::is_clip_name(k));

@@ -3,23 +3,12 @@
 //! stays within memory. Needs the venv (numpy): without it the test says SKIPPED, except
 //! under CI.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
-fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("SAFED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("venv missing at {}: run tools/setup.sh", venv.display());
-    }
-    eprintln!("SKIPPED: no venv at {} (run tools/setup.sh)", venv.display());
-    None
-}
+use common::venv_python;
 
 /// Peak resident memory of a finished child, from GNU time's format.
 fn run_measured(cmd: &mut Command) -> (std::process::Output, Option<u64>) {

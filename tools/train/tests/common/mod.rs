@@ -27,3 +27,19 @@ pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// The venv tools/setup.sh makes (dv-processing, numpy): SKIPPED without it, except under CI.
+pub fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("SAFED_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let python = venv.join("bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("venv missing at {}: run tools/setup.sh", venv.display());
+    }
+    eprintln!("SKIPPED: no venv at {} (run tools/setup.sh)", venv.display());
+    None
+}

@@ -1,0 +1,100 @@
+//! Train -> evaluate -> export -> safed, end to end on a small synthetic set: the exported
+//! graphs give what the candle model gives (1e-4), on the frame folders and on the AEDAT4
+//! recordings alike, and a resumed run continues exactly where an uninterrupted one would.
+
+use std::path::Path;
+
+use candle_core::Device;
+use safe_train::checkpoint;
+use safe_train::data::batch::prepare;
+use safe_train::data::synth::{write_dataset, SynthOptions};
+use safe_train::data::{Dataset, Source};
+use safe_train::eval::{argmax, evaluate};
+use safe_train::export::{self, write_all};
+use safe_train::fit::{fit, FitOptions, InitFrom};
+use safe_train::model::TextTokens;
+use safe_train::onnx::safe::Export;
+use safed::infer::preprocess::frames_from_dir;
+use safed::infer::{SafeModel, SessionConfig};
+
+fn small_set(dir: &Path) {
+    let o = SynthOptions { classes: 3, samples_per_class: 4, seed: 5, frames: 6, ..Default::default() };
+    write_dataset(dir, &o).unwrap();
+}
+
+fn options() -> FitOptions {
+    FitOptions { epochs: 2, batch_size: 4, frames: 3, ..FitOptions::preset("tiny").unwrap() }
+}
+
+#[test]
+fn exported_graphs_agree_with_the_trained_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run) = (tmp.path().join("data"), tmp.path().join("run"));
+    small_set(&data);
+    fit(&data, &run, options(), &InitFrom::default(), None, &Device::Cpu).unwrap();
+    for f in ["metrics.jsonl", "curves.png", "last/optimizer.safetensors", "best/weights.safetensors"] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+
+    let (model, state) = checkpoint::load_model(&run.join("last"), &Device::Cpu).unwrap();
+    let test = Dataset::open(&data, "test").unwrap();
+    let text = TextTokens::new(&state.labels, model.config.context, &Device::Cpu).unwrap();
+    let size = model.config.image_size as u32;
+    let report = evaluate(&model, &text, &prepare(&test, size).unwrap(), 4, &Device::Cpu).unwrap();
+
+    // The same samples read from their AEDAT4 recordings (rendered by safed's accumulator).
+    let mut recorded = test.clone();
+    for s in &mut recorded.samples {
+        let Source::Frames { aps, .. } = &s.source else { panic!("synth writes frame folders") };
+        let dir = aps.parent().unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        s.source = Source::Recording(dir.join(format!("{name}.aedat4")));
+    }
+    let from_recordings = evaluate(&model, &text, &prepare(&recorded, size).unwrap(), 4, &Device::Cpu).unwrap();
+
+    let weights = model.params.to_weights("test").unwrap();
+    let features = export::text_features(&weights, &model.config, &state.labels, &SessionConfig::default()).unwrap();
+    let e = Export {
+        weights: &weights,
+        config: &model.config,
+        labels: &state.labels,
+        text_features: &features,
+        int8: false,
+    };
+    let onnx = tmp.path().join("m.onnx");
+    write_all(&e, &onnx, true, "test").unwrap();
+    let mut full = SafeModel::load(&onnx, &SessionConfig::default()).unwrap();
+
+    let mut worst = 0f32;
+    for ((sample, p), q) in test.samples.iter().zip(&report.predictions).zip(&from_recordings.predictions) {
+        let Source::Frames { aps, dvs } = &sample.source else { unreachable!() };
+        let rgb = frames_from_dir(aps, 3, size, full.mean, full.std).unwrap();
+        let event = frames_from_dir(dvs, 3, size, full.mean, full.std).unwrap();
+        let lp = full.classify(&rgb, &event).unwrap().remove(0);
+        for (a, b) in lp.iter().zip(&p.log_probs).chain(q.log_probs.iter().zip(&p.log_probs)) {
+            worst = worst.max((a - b).abs());
+        }
+        assert_eq!(argmax(&lp), p.predicted, "{}: safed and eval disagree", sample.name);
+    }
+    eprintln!("safed (ONNX) vs candle log-probs: max |diff| = {worst:e}");
+    assert!(worst < 1e-4, "log-probs differ by {worst}");
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    small_set(&data);
+    let whole = tmp.path().join("whole");
+    fit(&data, &whole, options(), &InitFrom::default(), None, &Device::Cpu).unwrap();
+    let split = tmp.path().join("split");
+    fit(&data, &split, FitOptions { epochs: 1, ..options() }, &InitFrom::default(), None, &Device::Cpu).unwrap();
+    fit(&data, &split, options(), &InitFrom::default(), Some(&split.join("last")), &Device::Cpu).unwrap();
+    let (a, _) = checkpoint::load_model(&whole.join("last"), &Device::Cpu).unwrap();
+    let (b, sb) = checkpoint::load_model(&split.join("last"), &Device::Cpu).unwrap();
+    assert_eq!(sb.epoch, 2);
+    for ((name, x), (_, y)) in a.params.iter().zip(b.params.iter()) {
+        let d = (x.as_tensor() - y.as_tensor()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-6, "{name} differs by {d} after resuming");
+    }
+}
