@@ -2,6 +2,12 @@
 //! that the daemon, the trainer and the tests share one implementation.
 
 pub mod accumulate;
+pub mod capture;
 pub mod cli;
+pub mod demo;
 pub mod events;
 pub mod infer;
+pub mod report;
+pub mod ring;
+pub mod sink;
+pub mod sync;

@@ -6,6 +6,7 @@ mod classify;
 mod dump;
 mod infer_args;
 mod info;
+mod replay;
 
 use std::io;
 use std::process::ExitCode;
@@ -31,6 +32,9 @@ pub enum Command {
     Classify(classify::Args),
     /// Measure a SAFE model's per-sample latency.
     Bench(bench::Args),
+    /// Run the whole pipeline on a recording and report latency (no arguments: the bundled
+    /// demo recording through the bundled demo model).
+    Replay(replay::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -40,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchDecode(args) => bench_decode::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Replay(args) => replay::run(args),
     };
     match result {
         // A closed pipe (`safed dump ... | head`) is a normal end, not an error.

@@ -4,6 +4,7 @@
 pub mod model;
 pub mod preprocess;
 pub mod runtime;
+pub mod stream_cache;
 
 pub use model::{ModelError, SafeModel};
 /// The ONNX Runtime binding safed is built with, for tools that share its sessions.

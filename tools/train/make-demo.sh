@@ -10,7 +10,7 @@ cargo build --release -p safe-train
 BIN=target/release/safe-train
 "$BIN" synth "$WORK/data" --classes 6 --samples-per-class 60 --seed "$SEED"
 "$BIN" fit --data "$WORK/data" --preset tiny --out "$WORK/run"
-"$BIN" eval "$WORK/run/best" --data "$WORK/data" --split test
-"$BIN" export "$WORK/run/best" -o onnx/demo.onnx
+"$BIN" eval "$WORK/run/last" --data "$WORK/data" --split test
+"$BIN" export "$WORK/run/last" -o onnx/demo.onnx
 cp "$WORK/data/test/triangle/triangle_0059/triangle_0059.aedat4" onnx/demo-sample.aedat4
 echo "demo rebuilt from $WORK (metrics: $WORK/run/metrics.jsonl)"

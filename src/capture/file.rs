@@ -1,0 +1,93 @@
+//! Replays a recorded file at its recorded pace (`speed` 1.0), any factor, or as fast as it
+//! decodes (`None`); optionally in a loop, with timestamps kept increasing across loops.
+
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{CaptureLink, Item};
+use crate::events::{EventError, EventSource, PacketData, StreamKind};
+
+pub struct ReplayOptions {
+    /// Recorded-time factor (2.0 = twice as fast); None = no pacing.
+    pub speed: Option<f64>,
+    /// Start again at the end (the demo); every loop shifts timestamps past the last one.
+    pub looping: bool,
+}
+
+/// Opens the source again for each loop.
+pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn EventSource>, EventError> + Send>;
+
+pub fn spawn(mut reopen: Reopen, opts: ReplayOptions, link: CaptureLink) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("capture-file".into()).spawn(move || {
+        let result = replay(&mut reopen, &opts, &link);
+        link.status.finish(result.err().map(|e| e.to_string()));
+    })
+}
+
+fn replay(reopen: &mut Reopen, opts: &ReplayOptions, link: &CaptureLink) -> Result<(), EventError> {
+    let started = Instant::now();
+    let mut first_t: Option<i64> = None;
+    let mut offset = 0i64;
+    loop {
+        let mut source = reopen()?;
+        let streams = &source.info().streams;
+        let events_id = streams.iter().find(|s| s.kind == StreamKind::Events).map(|s| s.id);
+        let frames_id = streams.iter().find(|s| s.kind == StreamKind::Frames).map(|s| s.id);
+        let mut last_t = None;
+        let mut loop_first = None;
+        while let Some(packet) = source.next_packet()? {
+            if link.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let item_t = match &packet.data {
+                PacketData::Events(e) if Some(packet.stream) == events_id => e.last().map(|e| e.t),
+                PacketData::Frame(f) if Some(packet.stream) == frames_id => Some(f.t),
+                _ => None,
+            };
+            let Some(t) = item_t else { continue };
+            let first = *first_t.get_or_insert(t);
+            let loop_start = *loop_first.get_or_insert(t);
+            let shift = offset - (loop_start - first).min(0);
+            if let Some(speed) = opts.speed {
+                let due = started + Duration::from_secs_f64(((t + shift - first) as f64 / 1e6 / speed).max(0.0));
+                sleep_until(due, link);
+            }
+            last_t = Some(t);
+            let arrived = Instant::now();
+            let item = match packet.data {
+                PacketData::Events(mut events) => {
+                    if shift != 0 {
+                        events.iter_mut().for_each(|e| e.t += shift);
+                    }
+                    Item::Events { events, arrived }
+                }
+                PacketData::Frame(mut frame) => {
+                    frame.t += shift;
+                    frame.exposure_start += shift;
+                    frame.exposure_end += shift;
+                    Item::Frame { frame, arrived }
+                }
+                _ => continue,
+            };
+            link.ring.push(item);
+        }
+        if !opts.looping {
+            return Ok(());
+        }
+        // Next loop: continue one frame interval (33 ms) after the last item.
+        let (Some(lf), Some(lt)) = (loop_first, last_t) else { return Ok(()) };
+        offset += lt - lf + 33_333;
+    }
+}
+
+fn sleep_until(due: Instant, link: &CaptureLink) {
+    // In slices, so a stop request is seen within 50 ms.
+    loop {
+        let now = Instant::now();
+        if now >= due || link.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep((due - now).min(Duration::from_millis(50)));
+    }
+}
