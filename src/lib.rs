@@ -4,10 +4,13 @@
 pub mod accumulate;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod demo;
 pub mod events;
 pub mod infer;
+pub mod pipeline;
 pub mod report;
 pub mod ring;
+pub mod service;
 pub mod sink;
 pub mod sync;

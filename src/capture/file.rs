@@ -18,19 +18,35 @@ pub struct ReplayOptions {
 /// Opens the source again for each loop.
 pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn EventSource>, EventError> + Send>;
 
-pub fn spawn(mut reopen: Reopen, opts: ReplayOptions, link: CaptureLink) -> std::io::Result<JoinHandle<()>> {
+/// Replays `first` (already open: a bad file fails before the pipeline reports ready), then,
+/// when looping, what `reopen` opens.
+pub fn spawn(
+    first: Box<dyn EventSource>,
+    mut reopen: Reopen,
+    opts: ReplayOptions,
+    link: CaptureLink,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("capture-file".into()).spawn(move || {
-        let result = replay(&mut reopen, &opts, &link);
+        let result = replay(first, &mut reopen, &opts, &link);
         link.status.finish(result.err().map(|e| e.to_string()));
     })
 }
 
-fn replay(reopen: &mut Reopen, opts: &ReplayOptions, link: &CaptureLink) -> Result<(), EventError> {
+fn replay(
+    first: Box<dyn EventSource>,
+    reopen: &mut Reopen,
+    opts: &ReplayOptions,
+    link: &CaptureLink,
+) -> Result<(), EventError> {
     let started = Instant::now();
     let mut first_t: Option<i64> = None;
     let mut offset = 0i64;
+    let mut next = Some(first);
     loop {
-        let mut source = reopen()?;
+        let mut source = match next.take() {
+            Some(s) => s,
+            None => reopen()?,
+        };
         let streams = &source.info().streams;
         let events_id = streams.iter().find(|s| s.kind == StreamKind::Events).map(|s| s.id);
         let frames_id = streams.iter().find(|s| s.kind == StreamKind::Frames).map(|s| s.id);

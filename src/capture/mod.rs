@@ -2,8 +2,9 @@
 //! with its arrival time; it never waits on the consumer.
 
 pub mod file;
+pub mod net;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -13,8 +14,16 @@ use crate::ring::Ring;
 /// What a capture thread hands on.
 #[derive(Debug)]
 pub enum Item {
-    Events { events: Vec<Event>, arrived: Instant },
-    Frame { frame: Frame, arrived: Instant },
+    Events {
+        events: Vec<Event>,
+        arrived: Instant,
+    },
+    Frame {
+        frame: Frame,
+        arrived: Instant,
+    },
+    /// A new connection: its clock starts afresh, so windows and held frames are dropped.
+    Reset,
 }
 
 /// A capture thread's end state, shared with the consumer: `done` is set after the last push.
@@ -47,4 +56,94 @@ pub struct CaptureLink {
     pub ring: Arc<Ring<Item>>,
     pub status: Arc<CaptureStatus>,
     pub stop: Arc<AtomicBool>,
+    /// Network sources: successful reconnections.
+    pub reconnects: Arc<AtomicU64>,
+}
+
+impl CaptureLink {
+    pub fn new(ring: Arc<Ring<Item>>, stop: Arc<AtomicBool>) -> Self {
+        CaptureLink { ring, status: Arc::new(CaptureStatus::default()), stop, reconnects: Arc::new(AtomicU64::new(0)) }
+    }
+}
+
+/// Where events come from, as configured.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// `bundled`, a file path, `tcp://...` or `unix://...`.
+    pub events: String,
+    /// Files: recorded-time factor (None: as fast as it decodes).
+    pub speed: Option<f64>,
+    pub looping: bool,
+    pub reconnect_initial: std::time::Duration,
+    pub reconnect_max: std::time::Duration,
+    /// Network: a silent stream is reconnected after this long.
+    pub idle_timeout: std::time::Duration,
+}
+
+/// An opened source and what the pipeline needs to know about it.
+pub struct Opened {
+    pub source: Box<dyn crate::events::EventSource>,
+    pub name: String,
+    pub sensor: Option<(u32, u32)>,
+    pub has_frames: bool,
+}
+
+impl SourceSpec {
+    fn is_network(&self) -> bool {
+        crate::events::aedat4_net::Endpoint::parse(&self.events).is_some()
+    }
+
+    fn open_options(&self) -> crate::events::OpenOptions {
+        let mut o = crate::events::OpenOptions::default();
+        o.net.read_timeout = Some(self.idle_timeout);
+        o
+    }
+
+    fn open_once(&self) -> Result<Box<dyn crate::events::EventSource>, crate::events::EventError> {
+        if self.events == "bundled" {
+            crate::demo::open_sample()
+        } else {
+            crate::events::open_with(&self.events, &self.open_options())
+        }
+    }
+
+    /// Opens the source now (a missing file or refused connection fails here, before READY).
+    pub fn open(&self) -> Result<Opened, crate::events::EventError> {
+        use crate::events::StreamKind;
+        let source = self.open_once()?;
+        let streams = &source.info().streams;
+        let sensor = streams
+            .iter()
+            .find(|s| s.kind == StreamKind::Events)
+            .and_then(|s| s.size)
+            .map(|(w, h)| (w as u32, h as u32));
+        let has_frames = streams.iter().any(|s| s.kind == StreamKind::Frames);
+        let name = if self.events == "bundled" {
+            format!("(bundled) {}", crate::demo::SAMPLE_NAME)
+        } else {
+            self.events.clone()
+        };
+        Ok(Opened { source, name, sensor, has_frames })
+    }
+
+    /// Starts the capture thread on the opened source.
+    pub fn spawn(
+        &self,
+        first: Box<dyn crate::events::EventSource>,
+        link: CaptureLink,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        if self.is_network() {
+            let cfg = net::NetCapture {
+                endpoint: self.events.clone(),
+                options: self.open_options(),
+                reconnect_initial: self.reconnect_initial,
+                reconnect_max: self.reconnect_max,
+            };
+            net::spawn(first, cfg, link)
+        } else {
+            let spec = self.clone();
+            let opts = file::ReplayOptions { speed: self.speed, looping: self.looping };
+            file::spawn(first, Box::new(move || spec.open_once()), opts, link)
+        }
+    }
 }

@@ -2,11 +2,13 @@
 
 mod bench;
 mod bench_decode;
+mod check_config;
 mod classify;
 mod dump;
 mod infer_args;
 mod info;
 mod replay;
+mod run;
 
 use std::io;
 use std::process::ExitCode;
@@ -35,6 +37,10 @@ pub enum Command {
     /// Run the whole pipeline on a recording and report latency (no arguments: the bundled
     /// demo recording through the bundled demo model).
     Replay(replay::Args),
+    /// Run the daemon with a TOML configuration (config/safed.toml documents every option).
+    Run(run::Args),
+    /// Check a configuration file: unknown keys and bad values are named.
+    CheckConfig(check_config::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -45,6 +51,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Classify(args) => classify::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Run(args) => run::run(args),
+        Command::CheckConfig(args) => check_config::run(args),
     };
     match result {
         // A closed pipe (`safed dump ... | head`) is a normal end, not an error.

@@ -98,3 +98,37 @@ fn resume_continues_exactly() {
         assert!(d < 1e-6, "{name} differs by {d} after resuming");
     }
 }
+
+#[test]
+fn freeze_clip_trains_only_the_fusion_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run) = (tmp.path().join("data"), tmp.path().join("run"));
+    small_set(&data);
+    let o = FitOptions { epochs: 1, freeze_clip: true, ..options() };
+    fit(&data, &run, o, &InitFrom::default(), None, &Device::Cpu).unwrap();
+    assert!(run.join("clip-features/000000.safetensors").exists(), "features are cached on disk");
+    let (trained, _) = checkpoint::load_model(&run.join("last"), &Device::Cpu).unwrap();
+    // The same seed's untouched initialisation.
+    let fresh = safe_train::model::init::random(&trained.config, options().seed, &Device::Cpu).unwrap();
+    let mut changed = Vec::new();
+    for (name, init) in fresh {
+        let (_, var) = trained.params.iter().find(|(k, _)| **k == name).unwrap();
+        let d = (var.as_tensor() - &init).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let clip = name.starts_with("visual.")
+            || name.starts_with("transformer.")
+            || [
+                "token_embedding.weight",
+                "positional_embedding",
+                "ln_final.weight",
+                "ln_final.bias",
+                "text_projection",
+            ]
+            .contains(&name.as_str());
+        if clip {
+            assert_eq!(d, 0.0, "{name} changed although CLIP is frozen");
+        } else if d > 0.0 {
+            changed.push(name);
+        }
+    }
+    assert!(changed.iter().any(|n| n == "fc1.weight") && changed.iter().any(|n| n == "blocks.0.attn.qkv.weight"));
+}

@@ -1,0 +1,85 @@
+//! A live AEDAT4 stream (tcp:// or unix://), reconnected with exponential backoff when the
+//! server goes away or falls silent, so a restarted camera server is picked up again.
+
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{CaptureLink, Item};
+use crate::events::{open_with, EventSource, OpenOptions, PacketData, StreamKind};
+
+#[derive(Debug, Clone)]
+pub struct NetCapture {
+    pub endpoint: String,
+    pub options: OpenOptions,
+    pub reconnect_initial: Duration,
+    pub reconnect_max: Duration,
+}
+
+/// Reads `first` (already connected) and reconnects to `endpoint` after any error, until stopped.
+pub fn spawn(first: Box<dyn EventSource>, cfg: NetCapture, link: CaptureLink) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("capture-net".into()).spawn(move || {
+        let mut source = Some(first);
+        let mut delay = cfg.reconnect_initial;
+        while !link.stop.load(Ordering::Relaxed) {
+            let mut s = match source.take() {
+                Some(s) => s,
+                None => match open_with(&cfg.endpoint, &cfg.options) {
+                    Ok(s) => {
+                        tracing::info!("{}: reconnected", cfg.endpoint);
+                        link.reconnects.fetch_add(1, Ordering::Relaxed);
+                        s
+                    }
+                    Err(e) => {
+                        tracing::warn!("{}: {e}; retrying in {} ms", cfg.endpoint, delay.as_millis());
+                        sleep(delay, &link);
+                        delay = (delay * 2).min(cfg.reconnect_max);
+                        continue;
+                    }
+                },
+            };
+            let started = Instant::now();
+            match pump(s.as_mut(), &link) {
+                Ok(()) => tracing::warn!("{}: the server closed the stream", cfg.endpoint),
+                Err(e) => tracing::warn!("{}: {e}", cfg.endpoint),
+            }
+            // The connection is over: its last frames get what came, and the next one starts
+            // a new clock.
+            link.ring.push(Item::Reset);
+            // A connection that lived a while resets the backoff.
+            if started.elapsed() > cfg.reconnect_max {
+                delay = cfg.reconnect_initial;
+            }
+        }
+        link.status.finish(None);
+    })
+}
+
+fn pump(source: &mut dyn EventSource, link: &CaptureLink) -> Result<(), crate::events::EventError> {
+    let streams = &source.info().streams;
+    let events_id = streams.iter().find(|s| s.kind == StreamKind::Events).map(|s| s.id);
+    let frames_id = streams.iter().find(|s| s.kind == StreamKind::Frames).map(|s| s.id);
+    while let Some(packet) = source.next_packet()? {
+        if link.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let arrived = Instant::now();
+        match packet.data {
+            PacketData::Events(events) if Some(packet.stream) == events_id => {
+                link.ring.push(Item::Events { events, arrived });
+            }
+            PacketData::Frame(frame) if Some(packet.stream) == frames_id => {
+                link.ring.push(Item::Frame { frame, arrived });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn sleep(d: Duration, link: &CaptureLink) {
+    let until = Instant::now() + d;
+    while Instant::now() < until && !link.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(10).min(until.saturating_duration_since(Instant::now())));
+    }
+}

@@ -1,0 +1,274 @@
+//! safed's TOML configuration: every option, its default, and its validation. Unknown keys and
+//! bad values are errors that name the key (serde's deny_unknown_fields, then [`Config::check`]).
+//! `config/safed.toml` documents every option.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::accumulate::WindowMode;
+use crate::infer::Provider;
+use crate::ring::Overflow;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub window: WindowConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+    #[serde(default)]
+    pub service: ServiceConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `bundled` (the demo recording), a file path, `tcp://HOST:PORT` or `unix:///PATH`.
+    pub events: String,
+    /// Where RGB frames come from: `stream` (the frames inside the event source: DAVIS APS,
+    /// recorded frames) or `none` (event-only mode).
+    pub frames: FramesFrom,
+    /// Files: recorded-time factor, or "max".
+    pub speed: Speed,
+    /// Files: start again at the end.
+    #[serde(rename = "loop")]
+    pub looping: bool,
+    /// Network: first reconnect delay and its cap (doubling in between), ms.
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// Network: a stream silent this long is reconnected, ms.
+    pub idle_timeout_ms: u64,
+    /// Stream id in the output lines.
+    pub name: String,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            events: "bundled".into(),
+            frames: FramesFrom::Stream,
+            speed: Speed::Factor(1.0),
+            looping: false,
+            reconnect_initial_ms: 100,
+            reconnect_max_ms: 1000,
+            idle_timeout_ms: 2000,
+            name: "cam0".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FramesFrom {
+    Stream,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Speed {
+    Factor(f64),
+    Named(SpeedName),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpeedName {
+    Max,
+}
+
+impl Speed {
+    pub fn factor(self) -> Option<f64> {
+        match self {
+            Speed::Factor(f) => Some(f),
+            Speed::Named(SpeedName::Max) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowConfig {
+    /// `interval` (previous frame to this one), `exposure`, `time`, `count`.
+    pub mode: String,
+    /// For `time` (and event-only mode), µs.
+    pub time_us: i64,
+    /// For `count`.
+    pub count: usize,
+    /// Events held while frames wait for their windows.
+    pub max_buffered_events: usize,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig { mode: "interval".into(), time_us: 33_333, count: 20_000, max_buffered_events: 8 << 20 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Items (event packets and frames) between capture and processing.
+    pub capacity: usize,
+    pub overflow: Overflow,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { capacity: 1024, overflow: Overflow::DropOldest }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The full graph (its split pair beside it); absent: the bundled demo model.
+    pub path: Option<PathBuf>,
+    pub provider: Provider,
+    pub device_id: i32,
+    /// Intra-op threads (0: one per core).
+    pub threads: usize,
+    pub cpu_fallback: bool,
+    pub ort_library: Option<PathBuf>,
+    /// Recognise every `hop` frames.
+    pub hop: usize,
+    pub top_k: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            path: None,
+            provider: Provider::Cpu,
+            device_id: 0,
+            threads: 0,
+            cpu_fallback: false,
+            ort_library: None,
+            hop: 1,
+            top_k: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// `stdout`, or a file path for the JSON lines.
+    pub jsonl: String,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { jsonl: "stdout".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// systemd notifications (READY, WATCHDOG, STOPPING) when NOTIFY_SOCKET is set.
+    pub notify: bool,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig { notify: true }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {err}")]
+    Read { path: String, err: std::io::Error },
+    #[error("{path}: {err}")]
+    Parse { path: String, err: toml::de::Error },
+    #[error("{path}: {key}: {what}")]
+    Invalid { path: String, key: &'static str, what: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: shown.clone(), err })?;
+        Self::parse(&text, &shown)
+    }
+
+    pub fn parse(text: &str, name: &str) -> Result<Self, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|err| ConfigError::Parse { path: name.to_string(), err })?;
+        c.check(name)?;
+        Ok(c)
+    }
+
+    /// Value checks serde cannot express.
+    pub fn check(&self, name: &str) -> Result<(), ConfigError> {
+        let bad = |key, what: String| Err(ConfigError::Invalid { path: name.to_string(), key, what });
+        if let Speed::Factor(f) = self.source.speed {
+            if !(f > 0.0 && f.is_finite()) {
+                return bad("source.speed", format!("{f} is not a positive factor (or \"max\")"));
+            }
+        }
+        if self.source.reconnect_initial_ms == 0 || self.source.reconnect_max_ms < self.source.reconnect_initial_ms {
+            return bad("source.reconnect_max_ms", "must be >= reconnect_initial_ms > 0".into());
+        }
+        if self.source.events.is_empty() {
+            return bad("source.events", "empty".into());
+        }
+        if self.window_mode().is_none() {
+            return bad("window.mode", format!("{:?}: expected interval, exposure, time or count", self.window.mode));
+        }
+        if self.window.time_us <= 0 || self.window.count == 0 || self.window.max_buffered_events == 0 {
+            return bad("window", "time_us, count and max_buffered_events must be positive".into());
+        }
+        if self.queue.capacity == 0 {
+            return bad("queue.capacity", "must be positive".into());
+        }
+        if self.model.hop == 0 || self.model.top_k == 0 {
+            return bad("model.hop", "hop and top_k must be positive".into());
+        }
+        if let Some(p) = &self.model.path {
+            if !p.exists() {
+                return bad("model.path", format!("{} does not exist", p.display()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The window mode; event-only sources get fixed-time windows whatever the mode says.
+    pub fn window_mode(&self) -> Option<WindowMode> {
+        Some(match self.window.mode.as_str() {
+            "interval" => WindowMode::FrameInterval,
+            "exposure" => WindowMode::Exposure,
+            "time" => WindowMode::Time { us: self.window.time_us },
+            "count" => WindowMode::Count { events: self.window.count },
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_bad_keys_are_named() {
+        let c = Config::parse("", "empty.toml").unwrap();
+        assert_eq!(c.source.events, "bundled");
+        let e = Config::parse("[source]\nevent = \"x\"\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown field `event`"), "{e}");
+        let e = Config::parse("[source]\nspeed = -2.0\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("source.speed"), "{e}");
+        let e = Config::parse("[window]\nmode = \"frames\"\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("window.mode"), "{e}");
+        let e = Config::parse("[queue]\noverflow = \"drop-all\"\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("drop-all"), "{e}");
+        let c = Config::parse("[source]\nspeed = \"max\"\nloop = true\n", "t.toml").unwrap();
+        assert_eq!((c.source.speed.factor(), c.source.looping), (None, true));
+    }
+}
