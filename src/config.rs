@@ -25,6 +25,15 @@ pub struct Config {
     pub output: OutputConfig,
     #[serde(default)]
     pub service: ServiceConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Prometheus endpoint address ("127.0.0.1:9187"); empty: off.
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

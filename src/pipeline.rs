@@ -12,7 +12,7 @@ use crate::accumulate::WindowMode;
 use crate::capture::{CaptureLink, Item};
 use crate::infer::stream_cache::{StageTimes, StreamingModel};
 use crate::report::{Report, Stages};
-use crate::sink::{JsonlSink, Latency, Recognition, Scored};
+use crate::sink::{JsonlSink, Latency, Metrics, Recognition, Scored};
 use crate::sync::{Pair, Pairer};
 
 /// How long a stop may spend processing what is already queued: SIGTERM must end the
@@ -51,6 +51,9 @@ pub struct Pipeline {
     pub labels: BTreeMap<String, u64>,
     held: VecDeque<(i64, i64, usize)>,
     window_dropped_before: u64,
+    metrics: Option<Metrics>,
+    /// Counters already passed to the metrics.
+    seen_dropped: (u64, u64, u64),
     since_last: usize,
     started: Instant,
 }
@@ -70,9 +73,31 @@ impl Pipeline {
             labels: BTreeMap::new(),
             held: VecDeque::new(),
             window_dropped_before: 0,
+            metrics: None,
+            seen_dropped: (0, 0, 0),
             since_last: 0,
             started: Instant::now(),
         }
+    }
+
+    /// Exports counters and histograms to a Prometheus endpoint.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Moves the drop and reconnect counts into the metrics (one atomic load each).
+    fn export_counts(&mut self, link: &CaptureLink) {
+        let Some(m) = &self.metrics else { return };
+        let now = (
+            link.ring.dropped(),
+            self.window_dropped_before + self.pairer.dropped_events(),
+            link.reconnects.load(Ordering::Relaxed),
+        );
+        m.ring_dropped.inc_by(now.0 - self.seen_dropped.0.min(now.0));
+        m.window_dropped.inc_by(now.1 - self.seen_dropped.1.min(now.1));
+        m.reconnects.inc_by(now.2 - self.seen_dropped.2.min(now.2));
+        self.seen_dropped = now;
     }
 
     /// Processes until the source has ended and is drained, or a stop is requested. `tick` runs
@@ -88,13 +113,20 @@ impl Pipeline {
             }
             let item = link.ring.pop();
             let finished = item.is_none() && link.status.is_done() && link.ring.is_empty();
+            self.export_counts(link);
             match item {
                 Some(Item::Events { events, arrived }) => {
                     self.events += events.len() as u64;
+                    if let Some(m) = &self.metrics {
+                        m.events.inc_by(events.len() as u64);
+                    }
                     self.pairer.push_events(&events, arrived, &mut pairs);
                 }
                 Some(Item::Frame { frame, arrived }) => {
                     self.frames += 1;
+                    if let Some(m) = &self.metrics {
+                        m.frames.inc();
+                    }
                     if self.opts.has_frames {
                         self.pairer.push_frame(frame, arrived, &mut pairs);
                     }
@@ -205,6 +237,19 @@ impl Pipeline {
         self.stages.encode.record(times.encode);
         self.stages.fuse.record(times.fuse);
         self.stages.total.record(total);
+        if let Some(m) = &self.metrics {
+            m.recognitions.inc();
+            for (stage, d) in [
+                ("queue", dequeued - pair.arrived),
+                ("preprocess", times.preprocess),
+                ("encode", times.encode),
+                ("fuse", times.fuse),
+                ("end_to_end", total),
+            ] {
+                m.stage(stage).observe(d.as_secs_f64());
+            }
+            m.inference_seconds.observe((times.encode + times.fuse).as_secs_f64());
+        }
         Ok(())
     }
 

@@ -80,10 +80,17 @@ pub fn run(args: Args) -> Result<()> {
     };
     let link = CaptureLink::new(Ring::new(cfg.queue.capacity, cfg.queue.overflow), stop.clone());
     let capture = spec.spawn(opened.source, link.clone())?;
+    let mut pipeline = Pipeline::new(model, opts);
+    if !cfg.metrics.listen.is_empty() {
+        let metrics = crate::sink::Metrics::new();
+        let at =
+            metrics.serve(&cfg.metrics.listen).with_context(|| format!("metrics.listen: {}", cfg.metrics.listen))?;
+        tracing::info!("metrics on http://{at}/metrics");
+        pipeline = pipeline.with_metrics(metrics);
+    }
     processing.store(true, Ordering::Relaxed);
     notifier.ready(&format!("model {model_name}, source {}", opened.name));
     tracing::info!("ready: model {model_name}, source {}", opened.name);
-    let mut pipeline = Pipeline::new(model, opts);
     let result = pipeline.run(&link, &mut sink, || notifier.tick());
     notifier.stopping();
     link.stop.store(true, Ordering::Relaxed);

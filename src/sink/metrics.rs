@@ -1,0 +1,115 @@
+//! The Prometheus endpoint (`GET /metrics`, text format): events and frames in, drops, stage
+//! latency histograms, inference time, reconnects. Served by one small thread on the configured
+//! address (127.0.0.1 by default: metrics are not for the whole network unless configured).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~3.3 s.
+    Histogram::new(exponential_buckets(1e-4, 2.0, 16))
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub events: Counter,
+    pub frames: Counter,
+    pub recognitions: Counter,
+    pub ring_dropped: Counter,
+    pub window_dropped: Counter,
+    pub reconnects: Counter,
+    /// Per stage: queue, preprocess, encode, fuse, end_to_end.
+    pub stage_seconds: HistogramFamily,
+    /// Encoder + fusion time per recognition.
+    pub inference_seconds: Histogram,
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("safed");
+        let m = Metrics {
+            events: Counter::default(),
+            frames: Counter::default(),
+            recognitions: Counter::default(),
+            ring_dropped: Counter::default(),
+            window_dropped: Counter::default(),
+            reconnects: Counter::default(),
+            stage_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            inference_seconds: latency_histogram(),
+            registry: Arc::new(Mutex::new(Registry::default())),
+        };
+        r.register("events", "Events taken off the capture queue", m.events.clone());
+        r.register("frames", "RGB frames taken off the capture queue", m.frames.clone());
+        r.register("recognitions", "Recognitions written", m.recognitions.clone());
+        r.register("ring_dropped", "Items dropped by the full capture queue", m.ring_dropped.clone());
+        r.register("window_dropped", "Events dropped while frames waited for their windows", m.window_dropped.clone());
+        r.register("reconnects", "Network source reconnections", m.reconnects.clone());
+        r.register("stage_seconds", "Latency per pipeline stage", m.stage_seconds.clone());
+        r.register("inference_seconds", "Encoder + fusion time per recognition", m.inference_seconds.clone());
+        Metrics { registry: Arc::new(Mutex::new(r)), ..m }
+    }
+
+    pub fn stage(&self, stage: &str) -> Histogram {
+        self.stage_seconds.get_or_create(&vec![("stage".to_string(), stage.to_string())]).clone()
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Ok(r) = self.registry.lock() {
+            // Writing into a String cannot fail.
+            let _ = encode(&mut out, &r);
+        }
+        out
+    }
+
+    /// Serves `GET /metrics` on `addr` from a background thread; the bind happens now, so a
+    /// taken port is an error at start-up.
+    pub fn serve(&self, addr: &str) -> std::io::Result<std::net::SocketAddr> {
+        let listener = TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        let me = self.clone();
+        std::thread::Builder::new().name("metrics".into()).spawn(move || {
+            for conn in listener.incoming().flatten() {
+                if let Err(e) = me.answer(conn) {
+                    tracing::debug!("metrics request: {e}");
+                }
+            }
+        })?;
+        Ok(local)
+    }
+
+    fn answer(&self, mut conn: TcpStream) -> std::io::Result<()> {
+        conn.set_read_timeout(Some(Duration::from_secs(1)))?;
+        let mut buf = [0u8; 1024];
+        let n = conn.read(&mut buf)?;
+        let request = String::from_utf8_lossy(&buf[..n]);
+        let (status, body, kind) = if request.starts_with("GET /metrics") {
+            ("200 OK", self.render(), "text/plain; version=0.0.4; charset=utf-8")
+        } else {
+            ("404 Not Found", "try /metrics\n".to_string(), "text/plain")
+        };
+        write!(
+            conn,
+            "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+}
