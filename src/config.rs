@@ -169,7 +169,7 @@ impl Default for ModelConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
-    /// `stdout`, or a file path for the JSON lines.
+    /// `stdout`, a file path, `tcp://HOST:PORT` or `unix:///PATH` (servers).
     pub jsonl: String,
 }
 

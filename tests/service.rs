@@ -247,3 +247,51 @@ fn overload_drops_are_counted_and_memory_stays_bounded() {
     let late = &queue[queue.len() / 2..];
     assert!(late.iter().cloned().fold(0.0, f64::max) < 500.0, "queue latency grew: {late:?}");
 }
+
+/// The address a child logs on stderr after `marker`.
+fn logged_address(stderr: &mut BufReader<std::process::ChildStderr>, marker: &str) -> String {
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(rest) = line.split(marker).nth(1) {
+            return rest.trim().to_string();
+        }
+        line.clear();
+    }
+    panic!("{marker} never logged")
+}
+
+#[test]
+fn json_lines_reach_tcp_and_unix_socket_clients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("lines.sock");
+    for output in ["tcp://127.0.0.1:0".to_string(), format!("unix://{}", sock.display())] {
+        let config = write_config(
+            tmp.path(),
+            &format!("[source]\nevents = \"bundled\"\nloop = true\n[output]\njsonl = {output:?}\n"),
+        );
+        let mut child = safed()
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("SAFED_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let lines: Vec<String> = if output.starts_with("tcp") {
+            let addr = logged_address(&mut stderr, "JSON lines on tcp://");
+            let conn = std::net::TcpStream::connect(addr).unwrap();
+            BufReader::new(conn).lines().take(3).map(|l| l.unwrap()).collect()
+        } else {
+            logged_address(&mut stderr, "ready:");
+            let conn = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+            BufReader::new(conn).lines().take(3).map(|l| l.unwrap()).collect()
+        };
+        sigterm(child.id());
+        assert!(child.wait().unwrap().success());
+        assert_eq!(lines.len(), 3, "{output}");
+        for l in lines {
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            assert_eq!(v["top"][0]["label"], "triangle", "{output}");
+        }
+    }
+}

@@ -74,10 +74,7 @@ pub fn run(args: Args) -> Result<()> {
         top_k: m.top_k,
         has_frames,
     };
-    let mut sink = match cfg.output.jsonl.as_str() {
-        "stdout" => JsonlSink::stdout(),
-        path => JsonlSink::file(path.as_ref()).with_context(|| format!("output.jsonl: creating {path}"))?,
-    };
+    let mut sink = JsonlSink::open(&cfg.output.jsonl).with_context(|| format!("output.jsonl: {}", cfg.output.jsonl))?;
     let link = CaptureLink::new(Ring::new(cfg.queue.capacity, cfg.queue.overflow), stop.clone());
     let capture = spec.spawn(opened.source, link.clone())?;
     let mut pipeline = Pipeline::new(model, opts);

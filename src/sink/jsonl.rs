@@ -44,6 +44,55 @@ pub struct JsonlSink {
     out: Box<dyn Write + Send>,
 }
 
+/// Clients of a socket sink; each gets every line. A client that cannot take a line at once
+/// (its buffer is full, or it left) is dropped: a slow reader must not stall recognition.
+type Clients = std::sync::Arc<std::sync::Mutex<Vec<Box<dyn Write + Send>>>>;
+
+struct Broadcast(Clients);
+
+impl Write for Broadcast {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if let Ok(mut clients) = self.0.lock() {
+            clients.retain_mut(|c| match c.write_all(buf) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!("JSON lines client dropped: {e}");
+                    false
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn accept_loop<S: Write + Send + 'static>(
+    clients: Clients,
+    mut accept: impl FnMut() -> io::Result<S> + Send + 'static,
+) {
+    std::thread::spawn(move || loop {
+        match accept() {
+            Ok(stream) => {
+                if let Ok(mut c) = clients.lock() {
+                    c.push(Box::new(stream));
+                }
+            }
+            Err(e) => {
+                tracing::warn!("JSON lines socket: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    });
+}
+
 impl JsonlSink {
     pub fn stdout() -> Self {
         JsonlSink { out: Box::new(io::stdout()) }
@@ -51,6 +100,50 @@ impl JsonlSink {
 
     pub fn file(path: &std::path::Path) -> io::Result<Self> {
         Ok(JsonlSink { out: Box::new(std::fs::File::create(path)?) })
+    }
+
+    /// A TCP server ("127.0.0.1:PORT": this machine only, unless configured otherwise) that
+    /// sends every line to every connected client.
+    pub fn tcp(addr: &str) -> io::Result<(Self, std::net::SocketAddr)> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        let clients: Clients = Default::default();
+        accept_loop(clients.clone(), move || {
+            let (s, _) = listener.accept()?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        });
+        Ok((JsonlSink { out: Box::new(Broadcast(clients)) }, local))
+    }
+
+    /// A Unix socket server at `path` (an old socket file there is replaced).
+    pub fn unix(path: &std::path::Path) -> io::Result<Self> {
+        if path.exists() {
+            std::fs::remove_file(path)?;
+        }
+        let listener = std::os::unix::net::UnixListener::bind(path)?;
+        let clients: Clients = Default::default();
+        accept_loop(clients.clone(), move || {
+            let (s, _) = listener.accept()?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        });
+        Ok(JsonlSink { out: Box::new(Broadcast(clients)) })
+    }
+
+    /// From the config's `output.jsonl`: "stdout", "tcp://HOST:PORT", "unix:///PATH", or a file.
+    pub fn open(spec: &str) -> io::Result<Self> {
+        if spec == "stdout" {
+            Ok(Self::stdout())
+        } else if let Some(addr) = spec.strip_prefix("tcp://") {
+            let (sink, at) = Self::tcp(addr)?;
+            tracing::info!("JSON lines on tcp://{at}");
+            Ok(sink)
+        } else if let Some(path) = spec.strip_prefix("unix://") {
+            Self::unix(path.as_ref())
+        } else {
+            Self::file(spec.as_ref())
+        }
     }
 
     pub fn new(out: Box<dyn Write + Send>) -> Self {
