@@ -9,6 +9,7 @@ pub mod demo;
 pub mod events;
 pub mod infer;
 pub mod pipeline;
+pub mod plot;
 pub mod report;
 pub mod ring;
 pub mod service;

@@ -49,6 +49,9 @@ pub struct Pipeline {
     pub pairs: u64,
     pub recognitions: u64,
     pub labels: BTreeMap<String, u64>,
+    /// End-to-end latency of every recognition, ms (replay plots it; run does not keep it).
+    pub latencies_ms: Vec<f64>,
+    pub keep_latencies: bool,
     held: VecDeque<(i64, i64, usize)>,
     window_dropped_before: u64,
     metrics: Option<Metrics>,
@@ -71,6 +74,8 @@ impl Pipeline {
             pairs: 0,
             recognitions: 0,
             labels: BTreeMap::new(),
+            latencies_ms: Vec::new(),
+            keep_latencies: false,
             held: VecDeque::new(),
             window_dropped_before: 0,
             metrics: None,
@@ -237,6 +242,9 @@ impl Pipeline {
         self.stages.encode.record(times.encode);
         self.stages.fuse.record(times.fuse);
         self.stages.total.record(total);
+        if self.keep_latencies {
+            self.latencies_ms.push(total.as_secs_f64() * 1e3);
+        }
         if let Some(m) = &self.metrics {
             m.recognitions.inc();
             for (stage, d) in [

@@ -13,7 +13,9 @@ fn safed() -> Command {
 fn the_bundled_demo_recognises_its_recording() {
     let tmp = tempfile::tempdir().unwrap();
     let report = tmp.path().join("report.json");
-    let out = safed().args(["replay", "--speed", "max", "--report"]).arg(&report).output().unwrap();
+    let plot = tmp.path().join("latency.png");
+    let out =
+        safed().args(["replay", "--speed", "max", "--report"]).arg(&report).arg("--plot").arg(&plot).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<serde_json::Value> =
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -33,6 +35,7 @@ fn the_bundled_demo_recognises_its_recording() {
     );
     assert_eq!(r["labels"]["triangle"], 4);
     assert!(r["latency_ms"]["end_to_end"]["p99"].as_f64().unwrap() > 0.0);
+    assert!(std::fs::read(&plot).unwrap().starts_with(b"\x89PNG"), "the latency plot is a PNG");
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub struct Args {
     /// Write the JSON lines here instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Draw the end-to-end latency histogram and its timeline (PNG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Capture queue capacity (items: event packets and frames).
     #[arg(long, default_value_t = 1024)]
     ring: usize,
@@ -92,6 +95,7 @@ pub fn run(args: Args) -> Result<()> {
         None => JsonlSink::stdout(),
     };
     let mut pipeline = Pipeline::new(model, opts);
+    pipeline.keep_latencies = args.plot.is_some();
     pipeline.run(&link, &mut sink, || {})?;
     link.stop.store(true, Ordering::Relaxed);
     let _ = capture.join();
@@ -100,9 +104,25 @@ pub fn run(args: Args) -> Result<()> {
     }
     let report = pipeline.report(&opened.name, &model_name, &link);
     report.print();
+    if let Some(path) = &args.plot {
+        plot_latency(&pipeline.latencies_ms, path)?;
+        eprintln!("latency plot: {}", path.display());
+    }
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Left: histogram of end-to-end latency (40 bins from 0 to the maximum). Right: latency of each
+/// recognition in order (the timeline). Both blue; ranges are in the report.
+fn plot_latency(ms: &[f64], path: &std::path::Path) -> Result<()> {
+    let max = ms.iter().cloned().fold(0.0, f64::max).max(1e-3);
+    let mut bins = vec![0.0; 40];
+    for &v in ms {
+        bins[((v / max) * 39.0).round() as usize] += 1.0;
+    }
+    let blue = [40, 90, 200];
+    crate::plot::curves_png(&[vec![(bins, blue)], vec![(ms.to_vec(), blue)]], path)
 }

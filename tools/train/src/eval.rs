@@ -108,6 +108,6 @@ impl Report {
             per.push_str(&format!("{label},{},{:.4}\n", self.confusion[c].iter().sum::<usize>(), self.per_class[c]));
         }
         std::fs::write(dir.join("per_class.csv"), per)?;
-        crate::plot::confusion_png(&self.confusion, &dir.join("confusion.png"))
+        safed::plot::confusion_png(&self.confusion, &dir.join("confusion.png"))
     }
 }

@@ -373,7 +373,7 @@ fn plot_metrics(out: &Path) -> Result<()> {
     let rows: Vec<EpochMetrics> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let col = |f: fn(&EpochMetrics) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
     let (blue, red) = ([40, 90, 200], [210, 50, 40]);
-    crate::plot::curves_png(
+    safed::plot::curves_png(
         &[
             vec![(col(|m| m.train_loss), blue), (col(|m| m.val_loss), red)],
             vec![(col(|m| m.train_top1), blue), (col(|m| m.val_top1), red)],

@@ -10,6 +10,5 @@ pub mod fit;
 pub mod model;
 pub mod onnx;
 pub mod optim;
-pub mod plot;
 pub mod tokenizer;
 pub mod weights;

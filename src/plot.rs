@@ -1,5 +1,6 @@
-//! Small PNG charts without a plotting stack: the training curves and the confusion matrix.
-//! They carry no text; the numbers are beside them (metrics.jsonl, confusion.csv).
+//! Small PNG charts without a plotting stack: training curves, confusion matrices (safe-train)
+//! and replay latency (safed). They carry no text; the numbers are beside them (metrics.jsonl,
+//! confusion.csv, the replay report).
 
 use std::path::Path;
 
