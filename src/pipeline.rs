@@ -106,12 +106,13 @@ impl Pipeline {
     }
 
     /// Processes until the source has ended and is drained, or a stop is requested. `tick` runs
-    /// once per loop turn: the service's watchdog pings from here, so a stalled loop is seen.
-    pub fn run(&mut self, link: &CaptureLink, sink: &mut JsonlSink, mut tick: impl FnMut()) -> Result<Ended> {
+    /// once per loop turn: the service's watchdog pings from here, so a stalled loop is seen, and
+    /// replay's progress line reads the counts.
+    pub fn run(&mut self, link: &CaptureLink, sink: &mut JsonlSink, mut tick: impl FnMut(&Self)) -> Result<Ended> {
         self.started = Instant::now();
         let mut pairs = Vec::new();
         loop {
-            tick();
+            tick(self);
             if link.stop.load(Ordering::Relaxed) {
                 self.drain(link, sink, Instant::now() + DRAIN_BUDGET)?;
                 return Ok(Ended::Stopped);

@@ -295,3 +295,28 @@ fn json_lines_reach_tcp_and_unix_socket_clients() {
         }
     }
 }
+
+/// SIGTERM while the model is still loading: the model file is a FIFO nobody writes, so the
+/// load is genuinely in progress when the signal comes. Exit 0 within 2 s, STOPPING, no READY.
+#[test]
+fn sigterm_during_load_exits_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    std::fs::write(tmp.path().join("m.onnx"), b"").unwrap();
+    let fifo = tmp.path().join("m.encoder.onnx");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let config =
+        write_config(tmp.path(), &format!("[model]\npath = {:?}\n", tmp.path().join("m.onnx").display().to_string()));
+    let mut child = safed().args(["run", "--config"]).arg(&config).env("NOTIFY_SOCKET", &sock_path).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "safed should still be loading");
+    sigterm(child.id());
+    let t = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(status.success() && t.elapsed() < Duration::from_secs(2), "{status:?} after {:?}", t.elapsed());
+    let n = notifications(&sock);
+    assert!(n.iter().any(|l| l == "STOPPING=1") && !n.iter().any(|l| l == "READY=1"), "{n:?}");
+}

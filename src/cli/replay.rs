@@ -96,7 +96,17 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut pipeline = Pipeline::new(model, opts);
     pipeline.keep_latencies = args.plot.is_some();
-    pipeline.run(&link, &mut sink, || {})?;
+    // A progress line on a terminal (indicatif draws nothing when stderr is not one).
+    let bar = indicatif::ProgressBar::new_spinner();
+    let mut last = std::time::Instant::now();
+    pipeline.run(&link, &mut sink, |p| {
+        if last.elapsed() >= Duration::from_millis(100) {
+            last = std::time::Instant::now();
+            bar.set_message(format!("{} events, {} frames, {} recognitions", p.events, p.frames, p.recognitions));
+            bar.tick();
+        }
+    })?;
+    bar.finish_and_clear();
     link.stop.store(true, Ordering::Relaxed);
     let _ = capture.join();
     if let Some(err) = link.status.error() {

@@ -88,7 +88,7 @@ pub fn run(args: Args) -> Result<()> {
     processing.store(true, Ordering::Relaxed);
     notifier.ready(&format!("model {model_name}, source {}", opened.name));
     tracing::info!("ready: model {model_name}, source {}", opened.name);
-    let result = pipeline.run(&link, &mut sink, || notifier.tick());
+    let result = pipeline.run(&link, &mut sink, |_| notifier.tick());
     notifier.stopping();
     link.stop.store(true, Ordering::Relaxed);
     // The capture thread sees the stop within 50 ms (file) or its read timeout (network); do
