@@ -175,7 +175,11 @@ fn a_network_source_that_comes_back_is_reconnected_within_a_second() {
 
 fn http_get(addr: &str, path: &str) -> String {
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // In small pieces, as a slow client would send it: the server must wait for the whole head.
+    for part in ["GET ", path, " HTTP/1.1\r\n", "Host: x\r\n", "\r\n"] {
+        conn.write_all(part.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let mut body = String::new();
     std::io::Read::read_to_string(&mut conn, &mut body).unwrap();
     body

@@ -98,9 +98,18 @@ impl Metrics {
 
     fn answer(&self, mut conn: TcpStream) -> std::io::Result<()> {
         conn.set_read_timeout(Some(Duration::from_secs(1)))?;
+        // The whole request head (a request may come in several segments; answering early and
+        // closing on unread bytes would reset the connection under the client's feet).
+        let mut head = Vec::with_capacity(512);
         let mut buf = [0u8; 1024];
-        let n = conn.read(&mut buf)?;
-        let request = String::from_utf8_lossy(&buf[..n]);
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+            let n = conn.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let request = String::from_utf8_lossy(&head);
         let (status, body, kind) = if request.starts_with("GET /metrics") {
             ("200 OK", self.render(), "text/plain; version=0.0.4; charset=utf-8")
         } else {
