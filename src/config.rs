@@ -27,6 +27,16 @@ pub struct Config {
     pub service: ServiceConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub rgb: RgbConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RgbConfig {
+    /// An OpenCV source for the RGB branch: a camera index ("0"), "/dev/video0", a video file,
+    /// or an RTSP / GStreamer URL. Empty: RGB comes from `source.frames`.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 / Ubuntu machine (as root) to build, run and test safed.
 # Idempotent: every step checks before it acts. What it does:
-#   1. apt: a C toolchain (liblz4/zstd are built from source by their crates), Python venv.
+#   1. apt: a C toolchain (liblz4/zstd are built from source by their crates), Python venv,
+#      clang and OpenCV (RGB cameras and video files).
 #   2. Rust: uses the cargo on PATH (>= 1.80); a missing one is installed from apt where
 #      the distribution's is new enough, else the script says how to get one.
 #   3. .venv/: the vendors' tools from PyPI (dv-processing, faery) for interop tests.
@@ -13,7 +14,8 @@ ORT_VERSION=1.32.0
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 need_apt=()
-for pkg in build-essential pkg-config python3-venv python3-pip ca-certificates; do
+# clang + libopencv-dev: the opencv crate generates its bindings with libclang (RGB capture).
+for pkg in build-essential pkg-config python3-venv python3-pip ca-certificates clang libclang-dev libopencv-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -13,6 +13,8 @@ pub struct ReplayOptions {
     pub speed: Option<f64>,
     /// Start again at the end (the demo); every loop shifts timestamps past the last one.
     pub looping: bool,
+    /// Pass on the recording's frames (false when RGB comes from elsewhere).
+    pub forward_frames: bool,
 }
 
 /// Opens the source again for each loop.
@@ -58,7 +60,7 @@ fn replay(
             }
             let item_t = match &packet.data {
                 PacketData::Events(e) if Some(packet.stream) == events_id => e.last().map(|e| e.t),
-                PacketData::Frame(f) if Some(packet.stream) == frames_id => Some(f.t),
+                PacketData::Frame(f) if opts.forward_frames && Some(packet.stream) == frames_id => Some(f.t),
                 _ => None,
             };
             let Some(t) = item_t else { continue };
@@ -76,6 +78,7 @@ fn replay(
                     if shift != 0 {
                         events.iter_mut().for_each(|e| e.t += shift);
                     }
+                    link.saw_events(&events);
                     Item::Events { events, arrived }
                 }
                 PacketData::Frame(mut frame) => {

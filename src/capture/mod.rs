@@ -3,8 +3,9 @@
 
 pub mod file;
 pub mod net;
+pub mod rgb;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -58,11 +59,19 @@ pub struct CaptureLink {
     pub stop: Arc<AtomicBool>,
     /// Network sources: successful reconnections.
     pub reconnects: Arc<AtomicU64>,
+    /// The first event timestamp pushed (i64::MIN before): a video file's frames start there.
+    pub first_event_t: Arc<AtomicI64>,
 }
 
 impl CaptureLink {
     pub fn new(ring: Arc<Ring<Item>>, stop: Arc<AtomicBool>) -> Self {
-        CaptureLink { ring, status: Arc::new(CaptureStatus::default()), stop, reconnects: Arc::new(AtomicU64::new(0)) }
+        CaptureLink {
+            ring,
+            status: Arc::new(CaptureStatus::default()),
+            stop,
+            reconnects: Arc::new(AtomicU64::new(0)),
+            first_event_t: Arc::new(AtomicI64::new(i64::MIN)),
+        }
     }
 }
 
@@ -78,6 +87,8 @@ pub struct SourceSpec {
     pub reconnect_max: std::time::Duration,
     /// Network: a silent stream is reconnected after this long.
     pub idle_timeout: std::time::Duration,
+    /// Pass on the frames inside the event source (false when RGB comes from OpenCV).
+    pub forward_frames: bool,
 }
 
 /// An opened source and what the pipeline needs to know about it.
@@ -139,11 +150,21 @@ impl SourceSpec {
                 reconnect_initial: self.reconnect_initial,
                 reconnect_max: self.reconnect_max,
             };
-            net::spawn(first, cfg, link)
+            net::spawn(first, cfg, self.forward_frames, link)
         } else {
             let spec = self.clone();
-            let opts = file::ReplayOptions { speed: self.speed, looping: self.looping };
+            let opts =
+                file::ReplayOptions { speed: self.speed, looping: self.looping, forward_frames: self.forward_frames };
             file::spawn(first, Box::new(move || spec.open_once()), opts, link)
+        }
+    }
+}
+
+impl CaptureLink {
+    /// Records the first event time (once).
+    pub fn saw_events(&self, events: &[Event]) {
+        if let Some(e) = events.first() {
+            let _ = self.first_event_t.compare_exchange(i64::MIN, e.t, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 }

@@ -17,7 +17,12 @@ pub struct NetCapture {
 }
 
 /// Reads `first` (already connected) and reconnects to `endpoint` after any error, until stopped.
-pub fn spawn(first: Box<dyn EventSource>, cfg: NetCapture, link: CaptureLink) -> std::io::Result<JoinHandle<()>> {
+pub fn spawn(
+    first: Box<dyn EventSource>,
+    cfg: NetCapture,
+    forward_frames: bool,
+    link: CaptureLink,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("capture-net".into()).spawn(move || {
         let mut source = Some(first);
         let mut delay = cfg.reconnect_initial;
@@ -31,7 +36,7 @@ pub fn spawn(first: Box<dyn EventSource>, cfg: NetCapture, link: CaptureLink) ->
                         s
                     }
                     Err(e) => {
-                        tracing::warn!("{}: {e}; retrying in {} ms", cfg.endpoint, delay.as_millis());
+                        tracing::warn!("{e}; retrying in {} ms", delay.as_millis());
                         sleep(delay, &link);
                         delay = (delay * 2).min(cfg.reconnect_max);
                         continue;
@@ -39,7 +44,7 @@ pub fn spawn(first: Box<dyn EventSource>, cfg: NetCapture, link: CaptureLink) ->
                 },
             };
             let started = Instant::now();
-            match pump(s.as_mut(), &link) {
+            match pump(s.as_mut(), forward_frames, &link) {
                 Ok(()) => tracing::warn!("{}: the server closed the stream", cfg.endpoint),
                 Err(e) => tracing::warn!("{}: {e}", cfg.endpoint),
             }
@@ -55,7 +60,11 @@ pub fn spawn(first: Box<dyn EventSource>, cfg: NetCapture, link: CaptureLink) ->
     })
 }
 
-fn pump(source: &mut dyn EventSource, link: &CaptureLink) -> Result<(), crate::events::EventError> {
+fn pump(
+    source: &mut dyn EventSource,
+    forward_frames: bool,
+    link: &CaptureLink,
+) -> Result<(), crate::events::EventError> {
     let streams = &source.info().streams;
     let events_id = streams.iter().find(|s| s.kind == StreamKind::Events).map(|s| s.id);
     let frames_id = streams.iter().find(|s| s.kind == StreamKind::Frames).map(|s| s.id);
@@ -66,9 +75,10 @@ fn pump(source: &mut dyn EventSource, link: &CaptureLink) -> Result<(), crate::e
         let arrived = Instant::now();
         match packet.data {
             PacketData::Events(events) if Some(packet.stream) == events_id => {
+                link.saw_events(&events);
                 link.ring.push(Item::Events { events, arrived });
             }
-            PacketData::Frame(frame) if Some(packet.stream) == frames_id => {
+            PacketData::Frame(frame) if forward_frames && Some(packet.stream) == frames_id => {
                 link.ring.push(Item::Frame { frame, arrived });
             }
             _ => {}

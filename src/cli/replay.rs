@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 
 use super::infer_args::SessionArgs;
 use crate::accumulate::WindowMode;
+use crate::capture::rgb::RgbSpec;
 use crate::capture::{CaptureLink, SourceSpec};
 use crate::pipeline::{effective_mode, load_model, Pipeline, PipelineOptions};
 use crate::ring::{Overflow, Ring};
@@ -20,6 +21,10 @@ use crate::sink::JsonlSink;
 pub struct Args {
     /// An AEDAT4 recording with events and frames (default: the bundled demo recording).
     recording: Option<PathBuf>,
+    /// RGB frames from this video file (OpenCV) instead of the recording's own frames; its
+    /// first frame is aligned with the recording's first event.
+    #[arg(long)]
+    video: Option<PathBuf>,
     /// The full SAFE graph; its split pair (NAME.encoder.onnx, NAME.fusion.onnx) must lie
     /// beside it (default: the bundled demo model).
     #[arg(long)]
@@ -72,10 +77,20 @@ pub fn run(args: Args) -> Result<()> {
         reconnect_initial: Duration::from_millis(100),
         reconnect_max: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(2),
+        forward_frames: args.video.is_none(),
     };
     let opened = spec.open().with_context(|| format!("opening {}", spec.events))?;
+    let video = match &args.video {
+        Some(v) => {
+            let r = RgbSpec { source: v.display().to_string(), speed, looping: false };
+            let cap = r.open()?;
+            Some((r, cap))
+        }
+        None => None,
+    };
+    let has_frames = opened.has_frames || video.is_some();
     let window = if args.window == "exposure" { WindowMode::Exposure } else { WindowMode::FrameInterval };
-    let mode = effective_mode(window, opened.has_frames, 33_333, &opened.name);
+    let mode = effective_mode(window, has_frames, 33_333, &opened.name);
     let opts = PipelineOptions {
         stream: opened.name.clone(),
         mode,
@@ -83,13 +98,16 @@ pub fn run(args: Args) -> Result<()> {
         max_buffered_events: 8 << 20,
         hop: args.hop.max(1),
         top_k: args.top_k.max(1),
-        has_frames: opened.has_frames,
+        has_frames,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let link = CaptureLink::new(Ring::new(args.ring, Overflow::DropOldest), stop.clone());
     // SIGINT/SIGTERM end the replay early, still with the report.
     let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     let capture = spec.spawn(opened.source, link.clone())?;
+    if let Some((r, cap)) = video {
+        r.spawn(cap, link.clone())?;
+    }
     let mut sink = match &args.output {
         Some(p) => JsonlSink::file(p).with_context(|| format!("creating {}", p.display()))?,
         None => JsonlSink::stdout(),

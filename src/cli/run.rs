@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::capture::rgb::RgbSpec;
 use crate::capture::{CaptureLink, SourceSpec};
 use crate::config::{Config, FramesFrom};
 use crate::infer::SessionConfig;
@@ -61,9 +62,18 @@ pub fn run(args: Args) -> Result<()> {
         reconnect_initial: Duration::from_millis(s.reconnect_initial_ms),
         reconnect_max: Duration::from_millis(s.reconnect_max_ms),
         idle_timeout: Duration::from_millis(s.idle_timeout_ms),
+        forward_frames: cfg.rgb.source.is_empty(),
     };
     let opened = spec.open().with_context(|| format!("opening {}", spec.events))?;
-    let has_frames = opened.has_frames && s.frames == FramesFrom::Stream;
+    // RGB from OpenCV, opened now so that a bad camera or file fails before READY.
+    let rgb = if cfg.rgb.source.is_empty() {
+        None
+    } else {
+        let r = RgbSpec { source: cfg.rgb.source.clone(), speed: s.speed.factor(), looping: s.looping };
+        let cap = r.open().context("rgb.source")?;
+        Some((r, cap))
+    };
+    let has_frames = rgb.is_some() || (opened.has_frames && s.frames == FramesFrom::Stream);
     let mode = cfg.window_mode().context("window.mode")?;
     let opts = PipelineOptions {
         stream: s.name.clone(),
@@ -77,6 +87,9 @@ pub fn run(args: Args) -> Result<()> {
     let mut sink = JsonlSink::open(&cfg.output.jsonl).with_context(|| format!("output.jsonl: {}", cfg.output.jsonl))?;
     let link = CaptureLink::new(Ring::new(cfg.queue.capacity, cfg.queue.overflow), stop.clone());
     let capture = spec.spawn(opened.source, link.clone())?;
+    if let Some((r, cap)) = rgb {
+        r.spawn(cap, link.clone())?;
+    }
     let mut pipeline = Pipeline::new(model, opts);
     if !cfg.metrics.listen.is_empty() {
         let metrics = crate::sink::Metrics::new();

@@ -6,7 +6,7 @@ OUT.frames.csv (t,width,height,pixel_sum), so the Rust side compares event by ev
   peer.py dv-write OUT --compression none|lz4|zstd --events N [--frames K] [--seed S]
   peer.py faery-write OUT --version evt2|evt3|aedat4 --events N [--seed S]
   peer.py dv-read FILE          # prints what dv-processing reads: events CSV, then frames
-  peer.py dv-serve --tcp PORT | --unix PATH --events N --expected CSV [--seed S]
+  peer.py dv-serve --tcp PORT | --unix PATH --events N --expected CSV [--seed S] [--span-us U]
 """
 
 import argparse
@@ -107,7 +107,7 @@ def dv_read(args):
 
 
 def dv_serve(args):
-    events = random_events(args.events, args.seed)
+    events = random_events(args.events, args.seed, span_us=args.span_us)
     write_csv(args.expected, events)
     stream = dv.io.Stream.EventStream(0, "events", "peer", (WIDTH, HEIGHT))
     if args.tcp:
@@ -153,6 +153,7 @@ def main():
     p.add_argument("--events", type=int, required=True)
     p.add_argument("--expected", required=True)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--span-us", type=int, default=None)
     args = parser.parse_args()
     {"dv-write": dv_write, "faery-write": faery_write, "dv-read": dv_read, "dv-serve": dv_serve}[args.cmd](args)
 

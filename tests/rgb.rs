@@ -1,0 +1,117 @@
+//! RGB from OpenCV beside the event stream: a video file written here with OpenCV's own
+//! VideoWriter (MJPG), replayed with the demo recording's events, and `safed run` live against
+//! dv-processing's NetworkWriter plus that video file.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use opencv::core::{Mat, Scalar, Size, CV_8UC3};
+use opencv::prelude::*;
+use opencv::videoio::VideoWriter;
+use safed::events::{open, PacketData};
+
+fn safed() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_safed"))
+}
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/demo-sample.aedat4")
+}
+
+/// The demo recording's frames as an MJPG AVI at 30 fps.
+fn write_video(path: &Path) {
+    let mut src = open(demo().to_str().unwrap()).unwrap();
+    let fourcc = VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
+    let mut writer = VideoWriter::new(path.to_str().unwrap(), fourcc, 30.0, Size::new(80, 60), true).unwrap();
+    assert!(writer.is_opened().unwrap());
+    let mut n = 0;
+    while let Some(p) = src.next_packet().unwrap() {
+        if let PacketData::Frame(f) = p.data {
+            let mut mat = Mat::new_rows_cols_with_default(60, 80, CV_8UC3, Scalar::all(0.0)).unwrap();
+            mat.data_bytes_mut().unwrap().copy_from_slice(&f.pixels);
+            writer.write(&mat).unwrap();
+            n += 1;
+        }
+    }
+    writer.release().unwrap();
+    assert_eq!(n, 8);
+}
+
+#[test]
+fn replay_with_a_video_file_for_rgb() {
+    let tmp = tempfile::tempdir().unwrap();
+    let video = tmp.path().join("demo.avi");
+    write_video(&video);
+    let out = safed().args(["replay", "--speed", "max"]).arg(demo()).arg("--video").arg(&video).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // 8 video frames, F = 5: 4 recognitions, and the (JPEG-compressed) frames still say triangle.
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines.iter().all(|l| l["top"][0]["label"] == "triangle" && l["rgb"] == "frames"), "{lines:?}");
+
+    let out = safed().args(["replay", "--video", "/nonexistent.avi"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("/nonexistent.avi"));
+}
+
+fn venv_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("SAFED_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    let python = venv.join("bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("venv missing at {}: run tools/setup.sh", venv.display());
+    }
+    eprintln!("SKIPPED: no venv at {} (run tools/setup.sh)", venv.display());
+    None
+}
+
+#[test]
+fn run_live_against_dv_processing_plus_a_video_file() {
+    let Some(py) = venv_python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let video = tmp.path().join("demo.avi");
+    write_video(&video);
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/peer.py");
+    let expected = tmp.path().join("served.csv");
+    // 40k random events over 400 ms: longer than the video's 8 frames at 30 fps.
+    let mut server = Command::new(py)
+        .arg(script)
+        .args(["dv-serve", "--tcp", &port, "--events", "40000", "--span-us", "400000", "--expected"])
+        .arg(&expected)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "listening");
+    let config = tmp.path().join("safed.toml");
+    let toml = format!(
+        "[source]\nevents = \"tcp://127.0.0.1:{port}\"\nspeed = \"max\"\n[rgb]\nsource = {:?}\n",
+        video.display().to_string()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let mut child = safed().args(["run", "--config"]).arg(&config).stdout(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map(|l| l.unwrap()).collect::<Vec<_>>());
+    assert!(server.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on a child we started.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert!(child.wait().unwrap().success());
+    let lines: Vec<serde_json::Value> =
+        reader.join().unwrap().iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // Video frames paired with live events by time: every recognition holds 5 frames of both.
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for l in &lines {
+        assert_eq!((l["rgb"].as_str(), l["frames"].as_u64()), (Some("frames"), Some(5)));
+        assert!(l["events"].as_u64().unwrap() > 1000, "{l}");
+    }
+}
