@@ -11,25 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::csv_of;
+use common::{csv_of, venv_python};
 use safed::events::aedat4::writer::{Aedat4Writer, DeclKind, StreamDecl};
 use safed::events::aedat4::Compression;
 use safed::events::{open, open_with, Event, EventSource, Frame, OpenOptions, PacketData, PixelFormat};
-
-fn python() -> Option<PathBuf> {
-    let venv = std::env::var_os("SAFED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("interop venv missing at {}: run tools/setup.sh", venv.display());
-    }
-    eprintln!("SKIPPED: no interop venv at {} (run tools/setup.sh)", venv.display());
-    None
-}
 
 fn peer(python: &Path, args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/peer.py");
@@ -60,7 +45,7 @@ fn frames_of(mut source: Box<dyn EventSource>) -> Vec<(i64, u16, u16, u64)> {
 
 #[test]
 fn dv_processing_files_none_lz4_zstd_with_frames() {
-    let Some(py) = python() else { return };
+    let Some(py) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     for (compression, seed) in [("none", "11"), ("lz4", "12"), ("zstd", "13")] {
         let path = dir.path().join(format!("dv_{compression}.aedat4"));
@@ -89,7 +74,7 @@ fn dv_processing_files_none_lz4_zstd_with_frames() {
 
 #[test]
 fn faery_evt2_evt3_and_aedat4() {
-    let Some(py) = python() else { return };
+    let Some(py) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     for (version, file) in [("evt2", "f.raw"), ("evt3", "f3.raw"), ("aedat4", "f.aedat4")] {
         let path = dir.path().join(file);
@@ -102,7 +87,7 @@ fn faery_evt2_evt3_and_aedat4() {
 
 #[test]
 fn our_aedat4_writer_is_read_by_dv_processing() {
-    let Some(py) = python() else { return };
+    let Some(py) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let decls = [
         StreamDecl { id: 0, name: "events".into(), kind: DeclKind::Events, size: (64, 48), source: "safed".into() },
@@ -176,7 +161,7 @@ fn read_stream(url: &str) -> String {
 
 #[test]
 fn dv_processing_network_writer_over_tcp() {
-    let Some(py) = python() else { return };
+    let Some(py) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let expected = dir.path().join("tcp.csv");
@@ -188,7 +173,7 @@ fn dv_processing_network_writer_over_tcp() {
 
 #[test]
 fn dv_processing_network_writer_over_unix_socket() {
-    let Some(py) = python() else { return };
+    let Some(py) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("dv.sock");
     let expected = dir.path().join("unix.csv");

@@ -2,12 +2,15 @@
 //! VideoWriter (MJPG), replayed with the demo recording's events, and `safed run` live against
 //! dv-processing's NetworkWriter plus that video file.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::venv_python;
 use opencv::core::{Mat, Scalar, Size, CV_8UC3};
 use opencv::prelude::*;
 use opencv::videoio::VideoWriter;
@@ -55,21 +58,6 @@ fn replay_with_a_video_file_for_rgb() {
 
     let out = safed().args(["replay", "--video", "/nonexistent.avi"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("/nonexistent.avi"));
-}
-
-fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("SAFED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("venv missing at {}: run tools/setup.sh", venv.display());
-    }
-    eprintln!("SKIPPED: no venv at {} (run tools/setup.sh)", venv.display());
-    None
 }
 
 #[test]
