@@ -219,6 +219,72 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// One epoch's training: everything a step needs, borrowed from `fit`.
+struct Trainer<'a> {
+    model: &'a Safe,
+    opt: &'a mut AdamW,
+    opts: &'a FitOptions,
+    data: &'a [Prepared],
+    text: &'a TextTokens,
+    /// With --freeze-clip: the cached CLIP tokens and the text features computed once.
+    frozen: Option<(&'a FeatureCache, &'a Tensor)>,
+    warmup: usize,
+    total: usize,
+    size: u32,
+    device: &'a Device,
+}
+
+impl Trainer<'_> {
+    /// Trains one epoch; returns (mean loss, top-1, last learning rate) and advances `step`.
+    fn epoch(&mut self, epoch: usize, step: &mut usize) -> Result<(f64, f64, f64)> {
+        let o = self.opts;
+        // Seeded per epoch, so a resumed run samples exactly as an uninterrupted one.
+        let mut rng = ChaCha8Rng::seed_from_u64(o.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let mut order: Vec<usize> = (0..self.data.len()).collect();
+        order.shuffle(&mut rng);
+        let bar = progress(self.data.len().div_ceil(o.batch_size) as u64, &format!("epoch {}/{}", epoch + 1, o.epochs));
+        let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
+        for idx in order.chunks(o.batch_size) {
+            let (lp, targets, labels) = self.log_probs(idx, &mut rng)?;
+            let loss = layers::nll(&lp, &targets)?;
+            let grads = loss.backward()?;
+            let norm = grad_norm(&self.model.params, &grads)?;
+            let scale = if norm > o.grad_clip { o.grad_clip / (norm + 1e-6) } else { 1.0 };
+            lr = cosine_lr(o.lr, *step, self.warmup, self.total);
+            self.opt.step(&grads, lr, scale)?;
+            *step += 1;
+            let l = loss.to_scalar::<f32>()? as f64;
+            loss_sum += l * labels.len() as f64;
+            let rows = lp.detach().to_vec2::<f32>()?;
+            correct += rows.iter().zip(&labels).filter(|(row, &y)| crate::eval::argmax(row) == y).count();
+            seen += labels.len();
+            bar.set_message(format!("loss {l:.3} lr {lr:.1e}"));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok((loss_sum / seen.max(1) as f64, correct as f64 / seen.max(1) as f64, lr))
+    }
+
+    /// Log-probabilities, targets and labels of one batch (augmented, random frames).
+    fn log_probs(&self, idx: &[usize], rng: &mut ChaCha8Rng) -> Result<(Tensor, Tensor, Vec<usize>)> {
+        let o = self.opts;
+        Ok(match self.frozen {
+            Some((cache, text)) => {
+                let (r, e) = cache.batch(idx, o.frames, rng)?;
+                let labels: Vec<usize> = idx.iter().map(|&i| self.data[i].label).collect();
+                let t =
+                    Tensor::from_vec(labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), labels.len(), self.device)?;
+                (self.model.fuse(&r, &e, text)?, t, labels)
+            }
+            None => {
+                let items: Vec<&Prepared> = idx.iter().map(|&i| &self.data[i]).collect();
+                let b = make_batch(&items, o.frames, self.size, Some(rng), self.device)?;
+                (self.model.forward(&b.rgb, &b.event, self.text)?, b.targets, b.labels)
+            }
+        })
+    }
+}
+
 pub struct FitResult {
     pub best_top1: f64,
     pub best_epoch: usize,
@@ -293,59 +359,29 @@ pub fn fit(
     let total = steps_per_epoch * opts.epochs;
     let warmup = ((opts.warmup_epochs * steps_per_epoch as f64) as usize).max(1);
     let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(out.join("metrics.jsonl"))?;
+    let mut trainer = Trainer {
+        model: &model,
+        opt: &mut opt,
+        opts: &opts,
+        data: &train_data,
+        text: &text,
+        frozen: cache.as_ref().zip(frozen_text.as_ref()),
+        warmup,
+        total,
+        size,
+        device,
+    };
     for epoch in state.epoch..opts.epochs {
         let t0 = Instant::now();
-        // Seeded per epoch, so a resumed run samples exactly as an uninterrupted one.
-        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-        let mut order: Vec<usize> = (0..train_data.len()).collect();
-        order.shuffle(&mut rng);
-        let bar = progress(steps_per_epoch as u64, &format!("epoch {}/{}", epoch + 1, opts.epochs));
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
-        let mut lr = 0.0;
-        for idx in order.chunks(opts.batch_size) {
-            let (lp, targets, labels) = match (&cache, &frozen_text) {
-                (Some(cache), Some(text)) => {
-                    let (r, e) = cache.batch(idx, opts.frames, &mut rng)?;
-                    let labels: Vec<usize> = idx.iter().map(|&i| train_data[i].label).collect();
-                    let t =
-                        Tensor::from_vec(labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), labels.len(), device)?;
-                    (model.fuse(&r, &e, text)?, t, labels)
-                }
-                _ => {
-                    let items: Vec<&Prepared> = idx.iter().map(|&i| &train_data[i]).collect();
-                    let b = make_batch(&items, opts.frames, size, Some(&mut rng), device)?;
-                    (model.forward(&b.rgb, &b.event, &text)?, b.targets, b.labels)
-                }
-            };
-            let loss = layers::nll(&lp, &targets)?;
-            let grads = loss.backward()?;
-            let norm = grad_norm(&model.params, &grads)?;
-            let scale = if norm > opts.grad_clip { opts.grad_clip / (norm + 1e-6) } else { 1.0 };
-            lr = cosine_lr(opts.lr, state.step, warmup, total);
-            opt.step(&grads, lr, scale)?;
-            state.step += 1;
-            let l = loss.to_scalar::<f32>()? as f64;
-            loss_sum += l * labels.len() as f64;
-            correct += lp
-                .detach()
-                .to_vec2::<f32>()?
-                .iter()
-                .zip(&labels)
-                .filter(|(row, &y)| crate::eval::argmax(row) == y)
-                .count();
-            seen += labels.len();
-            bar.set_message(format!("loss {l:.3} lr {lr:.1e}"));
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
+        let (train_loss, train_top1, lr) = trainer.epoch(epoch, &mut state.step)?;
         let report: Report = evaluate(&model, &text, &val_data, opts.batch_size.max(8), device)?;
         state.epoch = epoch + 1;
         let m = EpochMetrics {
             epoch: epoch + 1,
             step: state.step,
             lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_top1: correct as f64 / seen.max(1) as f64,
+            train_loss,
+            train_top1,
             val_loss: report.loss,
             val_top1: report.top1,
             val_top5: report.top5,
@@ -361,7 +397,7 @@ pub fn fit(
             state.best_epoch = epoch + 1;
             checkpoint::save(&out.join("best"), &model.params, None, &state)?;
         }
-        checkpoint::save(&out.join("last"), &model.params, Some(&opt), &state)?;
+        checkpoint::save(&out.join("last"), &model.params, Some(&*trainer.opt), &state)?;
         plot_metrics(out)?;
     }
     Ok(FitResult { best_top1: state.best_top1, best_epoch: state.best_epoch, seconds: started.elapsed().as_secs_f64() })
