@@ -31,7 +31,6 @@ pub struct Pairer {
     mode: WindowMode,
     pending: VecDeque<(Frame, Instant)>,
     canvas: EventImage,
-    sensor: (u32, u32),
     last_frame_t: Option<i64>,
     last_event_arrival: Option<Instant>,
     /// Frames whose pixels did not match their size (skipped).
@@ -47,7 +46,6 @@ impl Pairer {
             mode,
             pending: VecDeque::new(),
             canvas: EventImage::new(sensor.0, sensor.1),
-            sensor,
             last_frame_t: None,
             last_event_arrival: None,
             bad_frames: 0,
@@ -116,7 +114,6 @@ impl Pairer {
         self.canvas.clear();
         self.canvas.paint(&w.events);
         let img = self.canvas.image().clone();
-        let _ = self.sensor;
         Pair { start: w.start, end: w.end, rgb: img.clone(), events: img, event_count: w.events.len(), arrived }
     }
 }
