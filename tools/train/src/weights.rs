@@ -46,6 +46,33 @@ fn to_tensor(t: &candle_core::Tensor) -> candle_core::Result<Tensor> {
     Ok(Tensor { dims, data })
 }
 
+/// Every tensor of a `.safetensors` file, or of a torch file holding its state dict at the top
+/// level or under `model` / `state_dict`, less DistributedDataParallel's `module.` prefix.
+fn read_state_dict(path: &Path, source: &str) -> Result<HashMap<String, Tensor>> {
+    let raw: Vec<(String, candle_core::Tensor)> = if path.extension().is_some_and(|e| e == "safetensors") {
+        candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+            .with_context(|| format!("{source}: not a readable safetensors file"))?
+            .into_iter()
+            .collect()
+    } else {
+        let mut found = Vec::new();
+        for key in [None, Some("model"), Some("state_dict")] {
+            found = candle_core::pickle::read_all_with_key(path, key)
+                .with_context(|| format!("{source}: not a readable torch file"))?;
+            if !found.is_empty() {
+                break;
+            }
+        }
+        found
+    };
+    let mut map = HashMap::new();
+    for (name, t) in raw {
+        let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
+        map.insert(name.clone(), to_tensor(&t).with_context(|| format!("{source}: tensor {name}"))?);
+    }
+    Ok(map)
+}
+
 impl Weights {
     pub fn get(&self, name: &str) -> Result<&Tensor> {
         self.map.get(name).with_context(|| format!("{}: no tensor {name:?}", self.source))
@@ -70,19 +97,7 @@ impl Weights {
     /// (`CLIPModel` safetensors), renamed to OpenAI's names.
     pub fn load_clip(path: &Path) -> Result<Self> {
         let source = path.display().to_string();
-        let raw: Vec<(String, candle_core::Tensor)> = if path.extension().is_some_and(|e| e == "safetensors") {
-            candle_core::safetensors::load(path, &candle_core::Device::Cpu)
-                .with_context(|| format!("{source}: not a readable safetensors file"))?
-                .into_iter()
-                .collect()
-        } else {
-            candle_core::pickle::read_all(path).with_context(|| format!("{source}: not a readable torch file"))?
-        };
-        let mut map = HashMap::new();
-        for (name, t) in raw {
-            let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
-            map.insert(name.clone(), to_tensor(&t).with_context(|| format!("{source}: tensor {name}"))?);
-        }
+        let map = read_state_dict(path, &source)?;
         let map =
             if clip_names::is_hf(&map) { clip_names::from_hf(&map).with_context(|| source.clone())? } else { map };
         let map: HashMap<String, Tensor> = map.into_iter().filter(|(k, _)| clip_names::is_clip_name(k)).collect();
@@ -96,27 +111,7 @@ impl Weights {
     /// top level or under `model` / `state_dict`).
     pub fn load_timm(path: &Path) -> Result<Self> {
         let source = path.display().to_string();
-        let raw: Vec<(String, candle_core::Tensor)> = if path.extension().is_some_and(|e| e == "safetensors") {
-            candle_core::safetensors::load(path, &candle_core::Device::Cpu)
-                .with_context(|| format!("{source}: not a readable safetensors file"))?
-                .into_iter()
-                .collect()
-        } else {
-            let mut found = Vec::new();
-            for key in [None, Some("model"), Some("state_dict")] {
-                found = candle_core::pickle::read_all_with_key(path, key)
-                    .with_context(|| format!("{source}: not a readable torch file"))?;
-                if !found.is_empty() {
-                    break;
-                }
-            }
-            found
-        };
-        let mut map = HashMap::new();
-        for (name, t) in raw {
-            let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
-            map.insert(name.clone(), to_tensor(&t).with_context(|| format!("{source}: tensor {name}"))?);
-        }
+        let map = read_state_dict(path, &source)?;
         Ok(Weights { source, map })
     }
 
