@@ -42,9 +42,9 @@ pub enum ClipError {
 
 pub fn read_clip(source: &mut dyn EventSource) -> Result<RecordedClip, ClipError> {
     let input = source.input_name().to_string();
-    let streams = &source.info().streams;
-    let ev_stream = streams.iter().find(|s| s.kind == StreamKind::Events).map(|s| (s.id, s.size));
-    let fr_stream = streams.iter().find(|s| s.kind == StreamKind::Frames).map(|s| s.id);
+    let info = source.info();
+    let ev_stream = info.first(StreamKind::Events).map(|s| (s.id, s.size));
+    let fr_stream = info.first(StreamKind::Frames).map(|s| s.id);
     let mut clip = RecordedClip::default();
     while let Some(packet) = source.next_packet()? {
         match packet.data {

@@ -49,9 +49,9 @@ fn replay(
             Some(s) => s,
             None => reopen()?,
         };
-        let streams = &source.info().streams;
-        let events_id = streams.iter().find(|s| s.kind == StreamKind::Events).map(|s| s.id);
-        let frames_id = streams.iter().find(|s| s.kind == StreamKind::Frames).map(|s| s.id);
+        let info = source.info();
+        let events_id = info.first(StreamKind::Events).map(|s| s.id);
+        let frames_id = info.first(StreamKind::Frames).map(|s| s.id);
         let mut last_t = None;
         let mut loop_first = None;
         while let Some(packet) = source.next_packet()? {

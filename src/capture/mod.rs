@@ -122,13 +122,9 @@ impl SourceSpec {
     pub fn open(&self) -> Result<Opened, crate::events::EventError> {
         use crate::events::StreamKind;
         let source = self.open_once()?;
-        let streams = &source.info().streams;
-        let sensor = streams
-            .iter()
-            .find(|s| s.kind == StreamKind::Events)
-            .and_then(|s| s.size)
-            .map(|(w, h)| (w as u32, h as u32));
-        let has_frames = streams.iter().any(|s| s.kind == StreamKind::Frames);
+        let info = source.info();
+        let sensor = info.first(StreamKind::Events).and_then(|s| s.size).map(|(w, h)| (w as u32, h as u32));
+        let has_frames = info.first(StreamKind::Frames).is_some();
         let name = if self.events == "bundled" {
             format!("(bundled) {}", crate::demo::SAMPLE_NAME)
         } else {

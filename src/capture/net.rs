@@ -65,9 +65,9 @@ fn pump(
     forward_frames: bool,
     link: &CaptureLink,
 ) -> Result<(), crate::events::EventError> {
-    let streams = &source.info().streams;
-    let events_id = streams.iter().find(|s| s.kind == StreamKind::Events).map(|s| s.id);
-    let frames_id = streams.iter().find(|s| s.kind == StreamKind::Frames).map(|s| s.id);
+    let info = source.info();
+    let events_id = info.first(StreamKind::Events).map(|s| s.id);
+    let frames_id = info.first(StreamKind::Frames).map(|s| s.id);
     while let Some(packet) = source.next_packet()? {
         if link.stop.load(Ordering::Relaxed) {
             return Ok(());

@@ -166,6 +166,11 @@ pub struct SourceInfo {
 }
 
 impl SourceInfo {
+    /// The first stream of `kind` (the one safed reads when a source has several).
+    pub fn first(&self, kind: StreamKind) -> Option<&StreamInfo> {
+        self.streams.iter().find(|s| s.kind == kind)
+    }
+
     /// A source with exactly one event stream (all formats but AEDAT4).
     pub fn single_event_stream(format: Format, size: Option<(u16, u16)>, source: Option<String>) -> Self {
         SourceInfo {
@@ -215,7 +220,7 @@ impl StreamSelector {
     /// Resolves the selector against a source's streams.
     pub fn resolve<'a>(&self, input: &str, info: &'a SourceInfo) -> Result<&'a StreamInfo, EventError> {
         let found = match self {
-            StreamSelector::FirstEvents => info.streams.iter().find(|s| s.kind == StreamKind::Events),
+            StreamSelector::FirstEvents => info.first(StreamKind::Events),
             StreamSelector::Id(id) => info.streams.iter().find(|s| s.id == *id),
             StreamSelector::Name(name) => info.streams.iter().find(|s| &s.name == name),
         };
