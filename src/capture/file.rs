@@ -1,11 +1,10 @@
 //! Replays a recorded file at its recorded pace (`speed` 1.0), any factor, or as fast as it
 //! decodes (`None`); optionally in a loop, with timestamps kept increasing across loops.
 
-use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::{CaptureLink, Item};
+use super::{CaptureLink, Item, Pacer};
 use crate::events::{EventError, EventSource, PacketData, StreamKind};
 
 pub struct ReplayOptions {
@@ -40,8 +39,7 @@ fn replay(
     opts: &ReplayOptions,
     link: &CaptureLink,
 ) -> Result<(), EventError> {
-    let started = Instant::now();
-    let mut first_t: Option<i64> = None;
+    let mut pacer = Pacer::new(opts.speed);
     let mut offset = 0i64;
     let mut next = Some(first);
     loop {
@@ -55,7 +53,7 @@ fn replay(
         let mut last_t = None;
         let mut loop_first = None;
         while let Some(packet) = source.next_packet()? {
-            if link.stop.load(Ordering::Relaxed) {
+            if link.stopped() {
                 return Ok(());
             }
             let item_t = match &packet.data {
@@ -64,27 +62,23 @@ fn replay(
                 _ => None,
             };
             let Some(t) = item_t else { continue };
-            let first = *first_t.get_or_insert(t);
-            let loop_start = *loop_first.get_or_insert(t);
-            let shift = offset - (loop_start - first).min(0);
-            if let Some(speed) = opts.speed {
-                let due = started + Duration::from_secs_f64(((t + shift - first) as f64 / 1e6 / speed).max(0.0));
-                sleep_until(due, link);
-            }
+            loop_first.get_or_insert(t);
+            // Every loop replays the same file: its timestamps move on by `offset`.
+            pacer.wait(t + offset, link);
             last_t = Some(t);
             let arrived = Instant::now();
             let item = match packet.data {
                 PacketData::Events(mut events) => {
-                    if shift != 0 {
-                        events.iter_mut().for_each(|e| e.t += shift);
+                    if offset != 0 {
+                        events.iter_mut().for_each(|e| e.t += offset);
                     }
                     link.saw_events(&events);
                     Item::Events { events, arrived }
                 }
                 PacketData::Frame(mut frame) => {
-                    frame.t += shift;
-                    frame.exposure_start += shift;
-                    frame.exposure_end += shift;
+                    frame.t += offset;
+                    frame.exposure_start += offset;
+                    frame.exposure_end += offset;
                     Item::Frame { frame, arrived }
                 }
                 _ => continue,
@@ -97,16 +91,5 @@ fn replay(
         // Next loop: continue one frame interval (33 ms) after the last item.
         let (Some(lf), Some(lt)) = (loop_first, last_t) else { return Ok(()) };
         offset += lt - lf + 33_333;
-    }
-}
-
-fn sleep_until(due: Instant, link: &CaptureLink) {
-    // In slices, so a stop request is seen within 50 ms.
-    loop {
-        let now = Instant::now();
-        if now >= due || link.stop.load(Ordering::Relaxed) {
-            return;
-        }
-        std::thread::sleep((due - now).min(Duration::from_millis(50)));
     }
 }

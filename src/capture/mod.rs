@@ -157,10 +157,46 @@ impl SourceSpec {
 }
 
 impl CaptureLink {
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps until `due`, in slices, so that a stop request is seen within 20 ms.
+    pub fn sleep_until(&self, due: Instant) {
+        loop {
+            let now = Instant::now();
+            if now >= due || self.stopped() {
+                return;
+            }
+            std::thread::sleep((due - now).min(std::time::Duration::from_millis(20)));
+        }
+    }
+
     /// Records the first event time (once).
     pub fn saw_events(&self, events: &[Event]) {
         if let Some(e) = events.first() {
             let _ = self.first_event_t.compare_exchange(i64::MIN, e.t, Ordering::AcqRel, Ordering::Relaxed);
         }
+    }
+}
+
+/// Paces items by their timestamps (µs) at `speed` times recorded time, counted from the first
+/// item; `None` does not pace.
+pub struct Pacer {
+    speed: Option<f64>,
+    zero: Option<(Instant, i64)>,
+}
+
+impl Pacer {
+    pub fn new(speed: Option<f64>) -> Self {
+        Pacer { speed, zero: None }
+    }
+
+    /// Waits until the item at `t` is due (or the capture is stopped).
+    pub fn wait(&mut self, t: i64, link: &CaptureLink) {
+        let Some(speed) = self.speed else { return };
+        let (wall, first) = *self.zero.get_or_insert((Instant::now(), t));
+        let ahead = std::time::Duration::from_secs_f64(((t - first) as f64 / 1e6 / speed).max(0.0));
+        link.sleep_until(wall + ahead);
     }
 }

@@ -37,7 +37,7 @@ pub fn spawn(
                     }
                     Err(e) => {
                         tracing::warn!("{e}; retrying in {} ms", delay.as_millis());
-                        sleep(delay, &link);
+                        link.sleep_until(Instant::now() + delay);
                         delay = (delay * 2).min(cfg.reconnect_max);
                         continue;
                     }
@@ -85,11 +85,4 @@ fn pump(
         }
     }
     Ok(())
-}
-
-fn sleep(d: Duration, link: &CaptureLink) {
-    let until = Instant::now() + d;
-    while Instant::now() < until && !link.stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(10).min(until.saturating_duration_since(Instant::now())));
-    }
 }

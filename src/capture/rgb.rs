@@ -16,7 +16,7 @@ use opencv::core::Mat;
 use opencv::prelude::*;
 use opencv::videoio;
 
-use super::{CaptureLink, Item};
+use super::{CaptureLink, Item, Pacer};
 use crate::events::{Frame, PixelFormat};
 
 #[derive(Debug, Clone)]
@@ -73,7 +73,7 @@ impl RgbSpec {
         let live = self.is_live();
         let mut mat = Mat::default();
         let mut offset_us = 0i64;
-        let mut started: Option<(Instant, i64)> = None;
+        let mut pacer = Pacer::new(self.speed);
         loop {
             if link.stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -99,13 +99,7 @@ impl RgbSpec {
                     }
                     std::thread::sleep(Duration::from_millis(2));
                 };
-                let (wall, first) = *started.get_or_insert((Instant::now(), pos_us));
-                if let Some(speed) = self.speed {
-                    let due = wall + Duration::from_secs_f64(((pos_us - first) as f64 / 1e6 / speed).max(0.0));
-                    while Instant::now() < due && !link.stop.load(Ordering::Relaxed) {
-                        std::thread::sleep((due - Instant::now()).min(Duration::from_millis(20)));
-                    }
-                }
+                pacer.wait(pos_us, link);
                 zero + pos_us
             };
             let frame = to_frame(&mat, t).map_err(|typ| RgbError::BadFrame { input: self.source.clone(), typ })?;
