@@ -113,7 +113,7 @@ impl Pipeline {
         let mut pairs = Vec::new();
         loop {
             tick(self);
-            if link.stop.load(Ordering::Relaxed) {
+            if link.stopped() {
                 self.drain(link, sink, Instant::now() + DRAIN_BUDGET)?;
                 return Ok(Ended::Stopped);
             }
@@ -121,34 +121,8 @@ impl Pipeline {
             let finished = item.is_none() && link.status.is_done() && link.ring.is_empty();
             self.export_counts(link);
             match item {
-                Some(Item::Events { events, arrived }) => {
-                    self.events += events.len() as u64;
-                    if let Some(m) = &self.metrics {
-                        m.events.inc_by(events.len() as u64);
-                    }
-                    self.pairer.push_events(&events, arrived, &mut pairs);
-                }
-                Some(Item::Frame { frame, arrived }) => {
-                    self.frames += 1;
-                    if let Some(m) = &self.metrics {
-                        m.frames.inc();
-                    }
-                    if self.opts.has_frames {
-                        self.pairer.push_frame(frame, arrived, &mut pairs);
-                    }
-                }
-                Some(Item::Reset) => {
-                    // The old connection's last frames get the events that came.
-                    self.pairer.finish(&mut pairs);
-                    for pair in pairs.drain(..) {
-                        self.process(pair, sink)?;
-                    }
-                    self.window_dropped_before += self.pairer.dropped_events();
-                    self.pairer = Pairer::new(self.opts.mode, self.opts.sensor, self.opts.max_buffered_events);
-                    self.model.reset();
-                    self.held.clear();
-                    self.since_last = 0;
-                }
+                Some(Item::Reset) => self.reset(&mut pairs, sink)?,
+                Some(item) => self.push(item, &mut pairs),
                 None if finished => self.pairer.finish(&mut pairs),
                 None => {
                     std::thread::sleep(Duration::from_micros(500));
@@ -164,23 +138,53 @@ impl Pipeline {
         }
     }
 
+    /// Counts an event packet or a frame (for the report and the metrics) and hands it to the
+    /// pairer. A reset is the caller's: it needs the sink.
+    fn push(&mut self, item: Item, pairs: &mut Vec<Pair>) {
+        match item {
+            Item::Events { events, arrived } => {
+                self.events += events.len() as u64;
+                if let Some(m) = &self.metrics {
+                    m.events.inc_by(events.len() as u64);
+                }
+                self.pairer.push_events(&events, arrived, pairs);
+            }
+            Item::Frame { frame, arrived } => {
+                self.frames += 1;
+                if let Some(m) = &self.metrics {
+                    m.frames.inc();
+                }
+                if self.opts.has_frames {
+                    self.pairer.push_frame(frame, arrived, pairs);
+                }
+            }
+            Item::Reset => {}
+        }
+    }
+
+    /// A connection ended: its last frames get the events that came, then windows and held
+    /// frames start afresh (the next connection's clock is its own).
+    fn reset(&mut self, pairs: &mut Vec<Pair>, sink: &mut JsonlSink) -> Result<()> {
+        self.pairer.finish(pairs);
+        for pair in pairs.drain(..) {
+            self.process(pair, sink)?;
+        }
+        self.window_dropped_before += self.pairer.dropped_events();
+        self.pairer = Pairer::new(self.opts.mode, self.opts.sensor, self.opts.max_buffered_events);
+        self.model.reset();
+        self.held.clear();
+        self.since_last = 0;
+        Ok(())
+    }
+
     /// On stop: what is already queued is processed (until `deadline`), then the frames still
     /// waiting get the events that came, so their recognitions are written too.
     fn drain(&mut self, link: &CaptureLink, sink: &mut JsonlSink, deadline: Instant) -> Result<()> {
         let mut pairs = Vec::new();
         while Instant::now() < deadline {
             match link.ring.pop() {
-                Some(Item::Events { events, arrived }) => {
-                    self.events += events.len() as u64;
-                    self.pairer.push_events(&events, arrived, &mut pairs);
-                }
-                Some(Item::Frame { frame, arrived }) => {
-                    self.frames += 1;
-                    if self.opts.has_frames {
-                        self.pairer.push_frame(frame, arrived, &mut pairs);
-                    }
-                }
                 Some(Item::Reset) | None => break,
+                Some(item) => self.push(item, &mut pairs),
             }
             for pair in pairs.drain(..) {
                 self.process(pair, sink)?;
