@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::venv_python;
+use common::{stdout_lines, venv_python};
 use opencv::core::{Mat, Scalar, Size, CV_8UC3};
 use opencv::prelude::*;
 use opencv::videoio::VideoWriter;
@@ -87,8 +87,7 @@ fn run_live_against_dv_processing_plus_a_video_file() {
     );
     std::fs::write(&config, toml).unwrap();
     let mut child = safed().args(["run", "--config"]).arg(&config).stdout(Stdio::piped()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map(|l| l.unwrap()).collect::<Vec<_>>());
+    let reader = stdout_lines(&mut child);
     assert!(server.wait().unwrap().success());
     std::thread::sleep(Duration::from_millis(500));
     // SAFETY: kill(2) on a child we started.

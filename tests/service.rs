@@ -3,12 +3,16 @@
 //! SIGTERM, exit 0 within 2 s with every JSON line flushed; a bad model fails before READY; a
 //! network source that goes away is reconnected within 1 s of coming back.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::stdout_lines;
 
 fn safed() -> Command {
     Command::new(env!("CARGO_BIN_EXE_safed"))
@@ -75,8 +79,7 @@ fn ready_watchdog_stopping_in_order_and_a_clean_exit() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map(|l| l.unwrap()).collect::<Vec<_>>());
+    let reader = stdout_lines(&mut child);
     std::thread::sleep(Duration::from_millis(1500));
     sigterm(child.id());
     let t = Instant::now();
@@ -147,8 +150,7 @@ fn a_network_source_that_comes_back_is_reconnected_within_a_second() {
     let config = write_config(tmp.path(), &format!("[source]\nevents = \"tcp://{addr}\"\nreconnect_max_ms = 400\n"));
     let mut child =
         safed().args(["run", "--config"]).arg(&config).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map(|l| l.unwrap()).collect::<Vec<_>>());
+    let reader = stdout_lines(&mut child);
     let mut conn = accept_within(&listener, Duration::from_secs(5));
     conn.write_all(&stream_bytes()).unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -212,16 +214,9 @@ fn overload_drops_are_counted_and_memory_stays_bounded() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map(|l| l.unwrap()).collect::<Vec<_>>());
+    let reader = stdout_lines(&mut child);
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
-    let mut line = String::new();
-    while addr.is_none() && stderr.read_line(&mut line).unwrap() > 0 {
-        addr = line.split("metrics on http://").nth(1).map(|a| a.trim().trim_end_matches("/metrics").to_string());
-        line.clear();
-    }
-    let addr = addr.expect("the metrics address is logged");
+    let addr = logged_address(&mut stderr, "metrics on http://").trim_end_matches("/metrics").to_string();
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     std::thread::sleep(Duration::from_millis(1000));
     let rss_early = vm_rss_kb(child.id());

@@ -60,3 +60,10 @@ pub fn venv_python() -> Option<PathBuf> {
     eprintln!("SKIPPED: no interop venv at {} (run tools/setup.sh)", venv.display());
     None
 }
+
+/// Collects a child's stdout lines on a thread (a full pipe would block the child).
+pub fn stdout_lines(child: &mut std::process::Child) -> std::thread::JoinHandle<Vec<String>> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    std::thread::spawn(move || std::io::BufReader::new(stdout).lines().map(|l| l.unwrap()).collect())
+}
