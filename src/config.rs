@@ -104,6 +104,20 @@ pub enum SpeedName {
 }
 
 impl Speed {
+    /// "max" or a positive factor, as the command line gives it.
+    pub fn parse(s: &str) -> Option<Speed> {
+        let speed = if s == "max" { Speed::Named(SpeedName::Max) } else { Speed::Factor(s.parse().ok()?) };
+        speed.is_valid().then_some(speed)
+    }
+
+    /// A factor must be positive and finite.
+    pub fn is_valid(self) -> bool {
+        match self {
+            Speed::Factor(f) => f > 0.0 && f.is_finite(),
+            Speed::Named(_) => true,
+        }
+    }
+
     pub fn factor(self) -> Option<f64> {
         match self {
             Speed::Factor(f) => Some(f),
@@ -228,10 +242,11 @@ impl Config {
     /// Value checks serde cannot express.
     pub fn check(&self, name: &str) -> Result<(), ConfigError> {
         let bad = |key, what: String| Err(ConfigError::Invalid { path: name.to_string(), key, what });
-        if let Speed::Factor(f) = self.source.speed {
-            if !(f > 0.0 && f.is_finite()) {
+        match self.source.speed {
+            Speed::Factor(f) if !self.source.speed.is_valid() => {
                 return bad("source.speed", format!("{f} is not a positive factor (or \"max\")"));
             }
+            _ => {}
         }
         if self.source.reconnect_initial_ms == 0 || self.source.reconnect_max_ms < self.source.reconnect_initial_ms {
             return bad("source.reconnect_max_ms", "must be >= reconnect_initial_ms > 0".into());

@@ -13,6 +13,7 @@ use super::infer_args::SessionArgs;
 use crate::accumulate::WindowMode;
 use crate::capture::rgb::RgbSpec;
 use crate::capture::{CaptureLink, SourceSpec};
+use crate::config::Speed;
 use crate::pipeline::{effective_mode, load_model, Pipeline, PipelineOptions};
 use crate::ring::{Overflow, Ring};
 use crate::sink::JsonlSink;
@@ -58,12 +59,9 @@ pub struct Args {
 }
 
 fn parse_speed(s: &str) -> Result<Option<f64>> {
-    if s == "max" {
-        return Ok(None);
-    }
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(Some(v)),
-        _ => bail!("--speed {s:?}: expected a positive factor or `max`"),
+    match Speed::parse(s) {
+        Some(speed) => Ok(speed.factor()),
+        None => bail!("--speed {s:?}: expected a positive factor or `max`"),
     }
 }
 
