@@ -135,7 +135,7 @@ fn garbage_instead_of_an_lz4_frame_names_the_body_offset() {
 fn a_wrong_flatbuffer_type_is_an_error() {
     // An uncompressed file whose event stream carries a frame.
     let decl = StreamDecl { id: 0, name: "events".into(), kind: DeclKind::Events, size: (8, 8), source: "t".into() };
-    let mut w = Aedat4Writer::new(Vec::new(), Compression::None, &[decl.clone()], true).unwrap();
+    let mut w = Aedat4Writer::new(Vec::new(), Compression::None, std::slice::from_ref(&decl), true).unwrap();
     w.write_events(0, &[Event { t: 1, x: 2, y: 3, p: true }]).unwrap();
     let good = w.into_inner().unwrap();
     assert_eq!(open_bytes(good, 1).unwrap(), 1);

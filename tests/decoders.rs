@@ -107,7 +107,7 @@ fn evt3_vectors_triggers_and_words_before_time_high() {
         0x2005,               // ADDR_X before any TIME_HIGH: skipped
         0x8001,               // TIME_HIGH = 1 -> t = 4096
         0x6010,               // TIME_LOW = 16 -> t = 4112
-        0x0000 | 50,          // ADDR_Y 50
+        50,                   // ADDR_Y 50 (type 0000)
         0x3000 | 100 | 0x800, // VECT_BASE_X 100, ON
         0x4000 | 0b101,       // VECT_12: x = 100, 102; base -> 112
         0x5000 | 0b1000_0001, // VECT_8: x = 112, 119; base -> 120

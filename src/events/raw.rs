@@ -173,10 +173,8 @@ pub fn read_header<R: BufRead>(reader: R, name: &str) -> Result<(ByteInput<R>, R
                     size = Some((w, h));
                 }
             }
-            "geometry" => {
-                if size.is_none() {
-                    size = value.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
-                }
+            "geometry" if size.is_none() => {
+                size = value.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
             }
             "plugin_name" | "system_ID" | "sensor_generation" | "camera_integrator_name" | "integrator_name" => {
                 if size.is_none() {

@@ -34,7 +34,10 @@ fn load() -> Option<Loaded> {
     Some(Loaded { dir, weights, config, labels, text })
 }
 
-fn run(model: &[u8], inputs: Vec<(&str, (Vec<usize>, Vec<f32>))>, output: &str) -> Vec<f32> {
+/// Named inputs: (shape, values).
+type Feed<'a> = Vec<(&'a str, (Vec<usize>, Vec<f32>))>;
+
+fn run(model: &[u8], inputs: Feed, output: &str) -> Vec<f32> {
     let mut s = runtime::session(model, &SessionConfig::default(), "test").unwrap();
     let values: Vec<_> = inputs
         .iter()

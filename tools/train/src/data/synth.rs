@@ -61,7 +61,7 @@ fn inside(shape: usize, u: f32, v: f32) -> bool {
     match shape {
         0 => u * u + v * v <= 1.0,
         1 => au <= 0.8 && av <= 0.8,
-        2 => v <= 0.8 && v >= -1.0 && au <= (v + 1.0) * 0.55,
+        2 => (-1.0..=0.8).contains(&v) && au <= (v + 1.0) * 0.55,
         3 => (au <= 0.3 && av <= 1.0) || (av <= 0.3 && au <= 1.0),
         4 => au + av <= 1.0,
         5 => (0.55..=1.0).contains(&(u * u + v * v).sqrt()),
