@@ -29,6 +29,35 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub rgb: RgbConfig,
+    /// More streams in the same process, sharing the model (see [`Config::streams`]).
+    #[serde(default)]
+    pub streams: Vec<StreamConfig>,
+}
+
+/// A `[[streams]]` entry: one more event source (and its RGB), with [source]'s options for what
+/// it leaves out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    pub name: String,
+    pub events: String,
+    #[serde(default)]
+    pub frames: Option<FramesFrom>,
+    /// An OpenCV source for this stream's RGB (default: none; frames as `frames` says).
+    #[serde(default)]
+    pub rgb: String,
+    #[serde(default)]
+    pub speed: Option<Speed>,
+    #[serde(default, rename = "loop")]
+    pub looping: Option<bool>,
+}
+
+/// One stream as `safed run` opens it: its source settings and its OpenCV RGB source ("" for
+/// none).
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub source: SourceConfig,
+    pub rgb: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -173,6 +202,10 @@ pub struct ModelConfig {
     /// Recognise every `hop` frames.
     pub hop: usize,
     pub top_k: usize,
+    /// Pairs (from any streams) encoded in one inference call at most.
+    pub batch: usize,
+    /// How long a ready pair may wait for other streams' pairs to fill a batch, ms.
+    pub batch_wait_ms: u64,
 }
 
 impl Default for ModelConfig {
@@ -186,6 +219,8 @@ impl Default for ModelConfig {
             ort_library: None,
             hop: 1,
             top_k: 3,
+            batch: 1,
+            batch_wait_ms: 0,
         }
     }
 }
@@ -223,7 +258,7 @@ pub enum ConfigError {
     #[error("{path}: {err}")]
     Parse { path: String, err: toml::de::Error },
     #[error("{path}: {key}: {what}")]
-    Invalid { path: String, key: &'static str, what: String },
+    Invalid { path: String, key: String, what: String },
 }
 
 impl Config {
@@ -241,18 +276,25 @@ impl Config {
 
     /// Value checks serde cannot express.
     pub fn check(&self, name: &str) -> Result<(), ConfigError> {
-        let bad = |key, what: String| Err(ConfigError::Invalid { path: name.to_string(), key, what });
-        match self.source.speed {
-            Speed::Factor(f) if !self.source.speed.is_valid() => {
-                return bad("source.speed", format!("{f} is not a positive factor (or \"max\")"));
+        let bad =
+            |key: &str, what: String| Err(ConfigError::Invalid { path: name.to_string(), key: key.to_string(), what });
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.streams().iter().enumerate() {
+            let table = if i == 0 { "source".to_string() } else { format!("streams[{}]", i - 1) };
+            if let Speed::Factor(f) = s.source.speed {
+                if !s.source.speed.is_valid() {
+                    return bad(&format!("{table}.speed"), format!("{f} is not a positive factor (or \"max\")"));
+                }
             }
-            _ => {}
+            if s.source.events.is_empty() {
+                return bad(&format!("{table}.events"), "empty".into());
+            }
+            if !names.insert(s.source.name.clone()) {
+                return bad(&format!("{table}.name"), format!("{:?} names two streams", s.source.name));
+            }
         }
         if self.source.reconnect_initial_ms == 0 || self.source.reconnect_max_ms < self.source.reconnect_initial_ms {
             return bad("source.reconnect_max_ms", "must be >= reconnect_initial_ms > 0".into());
-        }
-        if self.source.events.is_empty() {
-            return bad("source.events", "empty".into());
         }
         if self.window_mode().is_none() {
             return bad("window.mode", format!("{:?}: expected interval, exposure, time or count", self.window.mode));
@@ -266,12 +308,34 @@ impl Config {
         if self.model.hop == 0 || self.model.top_k == 0 {
             return bad("model.hop", "hop and top_k must be positive".into());
         }
+        if self.model.batch == 0 || self.model.batch > 256 {
+            return bad("model.batch", format!("{}: expected 1 to 256 pairs", self.model.batch));
+        }
+        if self.model.batch_wait_ms > 1000 {
+            return bad("model.batch_wait_ms", format!("{} ms: at most 1000", self.model.batch_wait_ms));
+        }
         if let Some(p) = &self.model.path {
             if !p.exists() {
                 return bad("model.path", format!("{} does not exist", p.display()));
             }
         }
         Ok(())
+    }
+
+    /// Every stream: [source] with [rgb] first, then each [[streams]] entry, which takes
+    /// [source]'s options for what it does not set (its RGB is its own: none unless given).
+    pub fn streams(&self) -> Vec<StreamSettings> {
+        let mut out = vec![StreamSettings { source: self.source.clone(), rgb: self.rgb.source.clone() }];
+        for s in &self.streams {
+            let mut source = self.source.clone();
+            source.name = s.name.clone();
+            source.events = s.events.clone();
+            source.frames = s.frames.unwrap_or(source.frames);
+            source.speed = s.speed.unwrap_or(source.speed);
+            source.looping = s.looping.unwrap_or(source.looping);
+            out.push(StreamSettings { source, rgb: s.rgb.clone() });
+        }
+        out
     }
 
     /// The window mode; event-only sources get fixed-time windows whatever the mode says.
@@ -304,5 +368,23 @@ mod tests {
         assert!(e.contains("drop-all"), "{e}");
         let c = Config::parse("[source]\nspeed = \"max\"\nloop = true\n", "t.toml").unwrap();
         assert_eq!((c.source.speed.factor(), c.source.looping), (None, true));
+    }
+
+    #[test]
+    fn streams_take_source_defaults_and_need_unique_names() {
+        let text = "[source]\nloop = true\nspeed = 2.0\n[[streams]]\nname = \"cam1\"\nevents = \"a.aedat4\"\nspeed = \"max\"\n";
+        let c = Config::parse(text, "t.toml").unwrap();
+        let s = c.streams();
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].source.name.as_str(), s[1].source.name.as_str()), ("cam0", "cam1"));
+        assert_eq!((s[1].source.looping, s[1].source.speed.factor(), s[1].rgb.as_str()), (true, None, ""));
+        let e = Config::parse("[[streams]]\nname = \"cam0\"\nevents = \"x\"\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("streams[0].name") && e.contains("two streams"), "{e}");
+        let e = Config::parse("[[streams]]\nname = \"b\"\nevents = \"x\"\nspeed = 0.0\n", "t.toml").unwrap_err();
+        assert!(e.to_string().contains("streams[0].speed"), "{e}");
+        let e = Config::parse("[[streams]]\nname = \"b\"\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("events"), "{e}");
+        let e = Config::parse("[model]\nbatch = 0\n", "t.toml").unwrap_err().to_string();
+        assert!(e.contains("model.batch"), "{e}");
     }
 }

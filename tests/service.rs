@@ -233,9 +233,9 @@ fn overload_drops_are_counted_and_memory_stays_bounded() {
             .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {name} in {metrics}"))
     };
-    assert!(value("safed_ring_dropped_total ") > 0.0, "{metrics}");
-    assert!(value("safed_recognitions_total ") > 10.0);
-    assert!(value("safed_events_total ") > 0.0);
+    assert!(value("safed_ring_dropped_total{stream=\"cam0\"} ") > 0.0, "{metrics}");
+    assert!(value("safed_recognitions_total{stream=\"cam0\"} ") > 10.0);
+    assert!(value("safed_events_total{stream=\"cam0\"} ") > 0.0);
     assert!(metrics.contains("safed_stage_seconds_count{stage=\"encode\"}"), "{metrics}");
     assert!(rss_late < rss_early + 20 * 1024, "memory grew from {rss_early} kB to {rss_late} kB under overload");
     // Processed work stays fresh: the queue holds at most 4 items.

@@ -14,7 +14,7 @@ use crate::accumulate::WindowMode;
 use crate::capture::rgb::RgbSpec;
 use crate::capture::{CaptureLink, SourceSpec};
 use crate::config::Speed;
-use crate::pipeline::{effective_mode, load_model, Pipeline, PipelineOptions};
+use crate::pipeline::{effective_mode, load_model, Pipeline, StreamOptions};
 use crate::ring::{Overflow, Ring};
 use crate::sink::JsonlSink;
 
@@ -89,13 +89,13 @@ pub fn run(args: Args) -> Result<()> {
     let has_frames = opened.has_frames || video.is_some();
     let window = if args.window == "exposure" { WindowMode::Exposure } else { WindowMode::FrameInterval };
     let mode = effective_mode(window, has_frames, 33_333, &opened.name);
-    let opts = PipelineOptions {
-        stream: opened.name.clone(),
+    let opts = StreamOptions {
+        name: opened.name.clone(),
+        source: opened.name.clone(),
         mode,
         sensor: opened.sensor.unwrap_or((346, 260)),
         max_buffered_events: 8 << 20,
         hop: args.hop.max(1),
-        top_k: args.top_k.max(1),
         has_frames,
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -110,15 +110,16 @@ pub fn run(args: Args) -> Result<()> {
         Some(p) => JsonlSink::file(p).with_context(|| format!("creating {}", p.display()))?,
         None => JsonlSink::stdout(),
     };
-    let mut pipeline = Pipeline::new(model, opts);
+    let mut pipeline = Pipeline::new(model, vec![(opts, link.clone())], args.top_k.max(1));
     pipeline.keep_latencies = args.plot.is_some();
     // A progress line on a terminal (indicatif draws nothing when stderr is not one).
     let bar = indicatif::ProgressBar::new_spinner();
     let mut last = std::time::Instant::now();
-    pipeline.run(&link, &mut sink, |p| {
+    pipeline.run(&mut sink, |p| {
         if last.elapsed() >= Duration::from_millis(100) {
             last = std::time::Instant::now();
-            bar.set_message(format!("{} events, {} frames, {} recognitions", p.events, p.frames, p.recognitions));
+            let t = p.totals();
+            bar.set_message(format!("{} events, {} frames, {} recognitions", t.events, t.frames, t.recognitions));
             bar.tick();
         }
     })?;
@@ -128,7 +129,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(err) = link.status.error() {
         bail!("{}: {err}", opened.name);
     }
-    let report = pipeline.report(&opened.name, &model_name, &link);
+    let report = pipeline.report(&opened.name, &model_name);
     report.print();
     if let Some(path) = &args.plot {
         plot_latency(&pipeline.latencies_ms, path)?;

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::accumulate::WindowMode;
 use crate::capture::rgb::RgbSpec;
-use crate::capture::{CaptureLink, SourceSpec};
-use crate::config::{Config, FramesFrom};
+use crate::capture::{CaptureLink, Opened, SourceSpec};
+use crate::config::{Config, FramesFrom, StreamSettings};
 use crate::infer::SessionConfig;
-use crate::pipeline::{effective_mode, load_model, Ended, Pipeline, PipelineOptions};
+use crate::pipeline::{effective_mode, load_model, Batching, Ended, Pipeline, StreamOptions};
 use crate::ring::Ring;
 use crate::service::Notifier;
 use crate::sink::JsonlSink;
@@ -54,43 +55,26 @@ pub fn run(args: Args) -> Result<()> {
         cpu_fallback: m.cpu_fallback,
     };
     let (model, model_name) = load_model(m.path.as_deref(), session)?;
-    let s = &cfg.source;
-    let spec = SourceSpec {
-        events: s.events.clone(),
-        speed: s.speed.factor(),
-        looping: s.looping,
-        reconnect_initial: Duration::from_millis(s.reconnect_initial_ms),
-        reconnect_max: Duration::from_millis(s.reconnect_max_ms),
-        idle_timeout: Duration::from_millis(s.idle_timeout_ms),
-        forward_frames: cfg.rgb.source.is_empty(),
-    };
-    let opened = spec.open().with_context(|| format!("opening {}", spec.events))?;
-    // RGB from OpenCV, opened now so that a bad camera or file fails before READY.
-    let rgb = if cfg.rgb.source.is_empty() {
-        None
-    } else {
-        let r = RgbSpec { source: cfg.rgb.source.clone(), speed: s.speed.factor(), looping: s.looping };
-        let cap = r.open().context("rgb.source")?;
-        Some((r, cap))
-    };
-    let has_frames = rgb.is_some() || (opened.has_frames && s.frames == FramesFrom::Stream);
     let mode = cfg.window_mode().context("window.mode")?;
-    let opts = PipelineOptions {
-        stream: s.name.clone(),
-        mode: effective_mode(mode, has_frames, cfg.window.time_us, &opened.name),
-        sensor: opened.sensor.unwrap_or((346, 260)),
-        max_buffered_events: cfg.window.max_buffered_events,
-        hop: m.hop,
-        top_k: m.top_k,
-        has_frames,
-    };
+    // Every source is opened now, so that a bad file, server or camera fails before READY.
+    let streams: Vec<OpenStream> =
+        cfg.streams().iter().map(|s| OpenStream::open(s, &cfg, mode)).collect::<Result<_>>()?;
     let mut sink = JsonlSink::open(&cfg.output.jsonl).with_context(|| format!("output.jsonl: {}", cfg.output.jsonl))?;
-    let link = CaptureLink::new(Ring::new(cfg.queue.capacity, cfg.queue.overflow), stop.clone());
-    let capture = spec.spawn(opened.source, link.clone())?;
-    if let Some((r, cap)) = rgb {
-        r.spawn(cap, link.clone())?;
+    let mut links = Vec::new();
+    let mut captures = Vec::new();
+    let mut names = Vec::new();
+    for s in streams {
+        let link = CaptureLink::new(Ring::new(cfg.queue.capacity, cfg.queue.overflow), stop.clone());
+        names.push(s.opened.name.clone());
+        captures.push(s.spec.spawn(s.opened.source, link.clone())?);
+        if let Some((r, cap)) = s.rgb {
+            r.spawn(cap, link.clone())?;
+        }
+        links.push((s.opts, link));
     }
-    let mut pipeline = Pipeline::new(model, opts);
+    let sources = names.join(", ");
+    let batching = Batching { max_pairs: m.batch, wait: Duration::from_millis(m.batch_wait_ms) };
+    let mut pipeline = Pipeline::new(model, links, m.top_k).with_batching(batching);
     if !cfg.metrics.listen.is_empty() {
         let metrics = crate::sink::Metrics::new();
         let at =
@@ -99,30 +83,73 @@ pub fn run(args: Args) -> Result<()> {
         pipeline = pipeline.with_metrics(metrics);
     }
     processing.store(true, Ordering::Relaxed);
-    notifier.ready(&format!("model {model_name}, source {}", opened.name));
-    tracing::info!("ready: model {model_name}, source {}", opened.name);
-    let result = pipeline.run(&link, &mut sink, |_| notifier.tick());
+    notifier.ready(&format!("model {model_name}, source {sources}"));
+    tracing::info!("ready: model {model_name}, source {sources}");
+    let result = pipeline.run(&mut sink, |_| notifier.tick());
     notifier.stopping();
-    link.stop.store(true, Ordering::Relaxed);
-    // The capture thread sees the stop within 50 ms (file) or its read timeout (network); do
-    // not let a blocked read hold up the exit.
+    stop.store(true, Ordering::Relaxed);
+    // A capture thread sees the stop within 50 ms (file) or its read timeout (network); do not
+    // let a blocked read hold up the exit.
     let deadline = Instant::now() + Duration::from_millis(500);
-    while !capture.is_finished() && Instant::now() < deadline {
+    while !captures.iter().all(|c| c.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     let ended = result?;
-    let r = pipeline.report(&opened.name, &model_name, &link);
-    tracing::info!(
-        "stopped ({ended:?}): {} events, {} frames, {} recognitions, {} dropped",
-        r.events,
-        r.frames,
-        r.recognitions,
-        r.ring_dropped
-    );
+    for (name, c, dropped) in pipeline.stream_counts() {
+        tracing::info!(
+            "stopped ({ended:?}): {name}: {} events, {} frames, {} recognitions, {dropped} dropped",
+            c.events,
+            c.frames,
+            c.recognitions,
+        );
+    }
     if ended == Ended::SourceEnded {
-        if let Some(err) = link.status.error() {
-            bail!("{}: {err}", opened.name);
+        if let Some(err) = pipeline.stream_errors().next() {
+            bail!("{err}");
         }
     }
     Ok(())
+}
+
+/// One configured stream, opened: its event source, its OpenCV RGB source if any, and the
+/// processing options they imply.
+struct OpenStream {
+    spec: SourceSpec,
+    opened: Opened,
+    rgb: Option<(RgbSpec, opencv::videoio::VideoCapture)>,
+    opts: StreamOptions,
+}
+
+impl OpenStream {
+    fn open(settings: &StreamSettings, cfg: &Config, mode: WindowMode) -> Result<Self> {
+        let s = &settings.source;
+        let spec = SourceSpec {
+            events: s.events.clone(),
+            speed: s.speed.factor(),
+            looping: s.looping,
+            reconnect_initial: Duration::from_millis(s.reconnect_initial_ms),
+            reconnect_max: Duration::from_millis(s.reconnect_max_ms),
+            idle_timeout: Duration::from_millis(s.idle_timeout_ms),
+            forward_frames: settings.rgb.is_empty(),
+        };
+        let opened = spec.open().with_context(|| format!("{}: opening {}", s.name, spec.events))?;
+        let rgb = if settings.rgb.is_empty() {
+            None
+        } else {
+            let r = RgbSpec { source: settings.rgb.clone(), speed: s.speed.factor(), looping: s.looping };
+            let cap = r.open().with_context(|| format!("{}: rgb source", s.name))?;
+            Some((r, cap))
+        };
+        let has_frames = rgb.is_some() || (opened.has_frames && s.frames == FramesFrom::Stream);
+        let opts = StreamOptions {
+            name: s.name.clone(),
+            source: opened.name.clone(),
+            mode: effective_mode(mode, has_frames, cfg.window.time_us, &opened.name),
+            sensor: opened.sensor.unwrap_or((346, 260)),
+            max_buffered_events: cfg.window.max_buffered_events,
+            hop: cfg.model.hop,
+            has_frames,
+        };
+        Ok(OpenStream { spec, opened, rgb, opts })
+    }
 }

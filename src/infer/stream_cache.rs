@@ -1,6 +1,10 @@
 //! Streaming recognition with the split graphs: each new (RGB, event) pair is encoded once,
 //! its tokens kept for the last F pairs, and each recognition runs only the fusion graph on
 //! their mean (the full graph would re-encode all F frames every time).
+//!
+//! The model is shared, the held tokens are per stream: [`StreamingModel`] encodes the pairs of
+//! any number of streams in one encoder call and fuses any number of token windows in one fusion
+//! call (the graphs' batch dimension), and each stream keeps its own [`TokenWindow`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -13,17 +17,22 @@ use super::preprocess::image_to_chw;
 pub struct StreamingModel {
     pub encoder: SafeModel,
     pub fusion: SafeModel,
-    rgb: VecDeque<Vec<f32>>,
-    events: VecDeque<Vec<f32>>,
     input: Vec<f32>,
 }
 
-/// Time spent per stage on one pair / recognition.
+/// Time spent per stage on one batch.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageTimes {
     pub preprocess: Duration,
     pub encode: Duration,
     pub fuse: Duration,
+}
+
+/// One pair's tokens: [T, E] for the RGB image and for the event image.
+#[derive(Debug, Clone)]
+pub struct PairTokens {
+    pub rgb: Vec<f32>,
+    pub events: Vec<f32>,
 }
 
 impl StreamingModel {
@@ -38,7 +47,7 @@ impl StreamingModel {
                 what: "the encoder and fusion graphs disagree on image size, tokens, width or frames".into(),
             });
         }
-        Ok(StreamingModel { encoder, fusion, rgb: VecDeque::new(), events: VecDeque::new(), input: Vec::new() })
+        Ok(StreamingModel { encoder, fusion, input: Vec::new() })
     }
 
     pub fn labels(&self) -> &[String] {
@@ -49,57 +58,120 @@ impl StreamingModel {
         self.fusion.frames
     }
 
-    /// Frames held (at most F).
-    pub fn held(&self) -> usize {
-        self.rgb.len()
-    }
-
-    /// Encodes one pair (one encoder call for both images) and keeps its tokens.
-    pub fn push(&mut self, rgb: &RgbImage, events: &RgbImage, times: &mut StageTimes) -> Result<(), ModelError> {
+    /// Encodes `pairs` (RGB image, event image), from any streams, in one encoder call of 2 x
+    /// pairs images.
+    pub fn encode(
+        &mut self,
+        pairs: &[(&RgbImage, &RgbImage)],
+        times: &mut StageTimes,
+    ) -> Result<Vec<PairTokens>, ModelError> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
         let t0 = Instant::now();
         let (s, len) = (self.encoder.image_size as u32, self.encoder.image_len());
-        self.input.resize(2 * len, 0.0);
-        image_to_chw(rgb, s, self.encoder.mean, self.encoder.std, &mut self.input[..len]);
-        image_to_chw(events, s, self.encoder.mean, self.encoder.std, &mut self.input[len..]);
+        let (mean, std) = (self.encoder.mean, self.encoder.std);
+        self.input.resize(2 * len * pairs.len(), 0.0);
+        for ((rgb, events), out) in pairs.iter().zip(self.input.chunks_exact_mut(2 * len)) {
+            let (r, e) = out.split_at_mut(len);
+            image_to_chw(rgb, s, mean, std, r);
+            image_to_chw(events, s, mean, std, e);
+        }
         let t1 = Instant::now();
         let tokens = self.encoder.encode(&self.input)?;
         times.preprocess += t1 - t0;
         times.encode += t1.elapsed();
-        let half = tokens.len() / 2;
-        self.rgb.push_back(tokens[..half].to_vec());
-        self.events.push_back(tokens[half..].to_vec());
-        while self.rgb.len() > self.frames() {
-            self.rgb.pop_front();
-            self.events.pop_front();
-        }
-        Ok(())
+        let per = tokens.len() / (2 * pairs.len());
+        Ok(tokens
+            .chunks_exact(2 * per)
+            .map(|t| PairTokens { rgb: t[..per].to_vec(), events: t[per..].to_vec() })
+            .collect())
     }
 
-    /// Log-probabilities over the held frames (once F are held), fusion only.
-    pub fn recognise(&mut self, times: &mut StageTimes) -> Result<Option<Vec<f32>>, ModelError> {
-        if self.rgb.len() < self.frames() {
-            return Ok(None);
+    /// Log-probabilities for frame-averaged token windows (from [`TokenWindow::mean`]), from any
+    /// streams, in one fusion call.
+    pub fn fuse(&mut self, windows: &[PairTokens], times: &mut StageTimes) -> Result<Vec<Vec<f32>>, ModelError> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
         }
         let t0 = Instant::now();
-        let (r, e) = (mean(&self.rgb), mean(&self.events));
-        let out = self.fusion.fuse(&r, &e)?;
+        let rgb: Vec<f32> = windows.iter().flat_map(|w| w.rgb.iter().copied()).collect();
+        let events: Vec<f32> = windows.iter().flat_map(|w| w.events.iter().copied()).collect();
+        let out = self.fusion.fuse(&rgb, &events)?;
         times.fuse += t0.elapsed();
-        Ok(out.into_iter().next())
-    }
-
-    /// Forget held frames (a gap in the stream).
-    pub fn reset(&mut self) {
-        self.rgb.clear();
-        self.events.clear();
+        Ok(out)
     }
 }
 
-fn mean(rows: &VecDeque<Vec<f32>>) -> Vec<f32> {
-    let mut out = vec![0f32; rows.front().map_or(0, Vec::len)];
+/// One stream's tokens of its last F pairs.
+pub struct TokenWindow {
+    frames: usize,
+    held: VecDeque<PairTokens>,
+}
+
+impl TokenWindow {
+    pub fn new(frames: usize) -> Self {
+        TokenWindow { frames: frames.max(1), held: VecDeque::new() }
+    }
+
+    pub fn push(&mut self, tokens: PairTokens) {
+        self.held.push_back(tokens);
+        while self.held.len() > self.frames {
+            self.held.pop_front();
+        }
+    }
+
+    /// Pairs held (at most F).
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The mean over the held pairs per modality (the fusion graph's input), once F are held.
+    pub fn mean(&self) -> Option<PairTokens> {
+        if self.held.len() < self.frames {
+            return None;
+        }
+        Some(PairTokens {
+            rgb: mean(self.held.iter().map(|p| &p.rgb)),
+            events: mean(self.held.iter().map(|p| &p.events)),
+        })
+    }
+
+    /// Forget held pairs (a gap in the stream).
+    pub fn reset(&mut self) {
+        self.held.clear();
+    }
+}
+
+fn mean<'a>(rows: impl ExactSizeIterator<Item = &'a Vec<f32>>) -> Vec<f32> {
+    let n = rows.len().max(1) as f32;
+    let mut out: Vec<f32> = Vec::new();
     for r in rows {
+        out.resize(r.len(), 0.0);
         out.iter_mut().zip(r).for_each(|(o, v)| *o += v);
     }
-    let n = rows.len().max(1) as f32;
     out.iter_mut().for_each(|o| *o /= n);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(v: f32) -> PairTokens {
+        PairTokens { rgb: vec![v; 2], events: vec![-v; 2] }
+    }
+
+    #[test]
+    fn a_window_averages_its_last_f_pairs() {
+        let mut w = TokenWindow::new(2);
+        w.push(pair(1.0));
+        assert!(w.mean().is_none(), "one pair of two");
+        w.push(pair(3.0));
+        w.push(pair(5.0));
+        let m = w.mean().unwrap();
+        assert_eq!((m.rgb, m.events), (vec![4.0; 2], vec![-4.0; 2]));
+        w.reset();
+        assert_eq!(w.held(), 0);
+    }
 }

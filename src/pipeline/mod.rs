@@ -1,39 +1,48 @@
-//! The processing stage: items off the capture queue -> frame/window pairs -> streaming
-//! inference -> JSON lines, with per-stage latency recorded. Shared by `safed run` and
-//! `safed replay`.
+//! The processing stage: items off each stream's capture queue -> frame/window pairs ->
+//! streaming inference -> JSON lines, with per-stage latency recorded. Shared by `safed run`
+//! (one or more streams) and `safed replay` (one).
+//!
+//! Streams share one model: the pairs that are ready across streams are encoded in one encoder
+//! call and the recognitions that are due in one fusion call, up to `batch.max_pairs` pairs; with
+//! `batch.wait`, a ready pair waits that long for others to fill the batch.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::Ordering;
+mod stream;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
 use crate::accumulate::WindowMode;
-use crate::capture::{CaptureLink, Item};
+use crate::capture::CaptureLink;
 use crate::infer::stream_cache::{StageTimes, StreamingModel};
 use crate::report::{Report, Stages};
 use crate::sink::{JsonlSink, Latency, Metrics, Recognition, Scored};
-use crate::sync::{Pair, Pairer};
+pub use stream::{Counts, StreamOptions};
+use stream::{Due, Stream, Work};
 
 /// How long a stop may spend processing what is already queued: SIGTERM must end the
 /// process within 2 s.
 const DRAIN_BUDGET: Duration = Duration::from_millis(1000);
 
-pub struct PipelineOptions {
-    pub stream: String,
-    pub mode: WindowMode,
-    pub sensor: (u32, u32),
-    pub max_buffered_events: usize,
-    pub hop: usize,
-    pub top_k: usize,
-    /// False: event-only mode (the RGB branch sees the event image).
-    pub has_frames: bool,
+/// How streams share inference calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Pairs encoded in one call at most.
+    pub max_pairs: usize,
+    /// How long a ready pair may wait for more to fill the batch.
+    pub wait: Duration,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching { max_pairs: 1, wait: Duration::ZERO }
+    }
 }
 
 /// Why [`Pipeline::run`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
-    /// The source ended (a file) and everything was processed.
+    /// Every source ended (files) and everything was processed.
     SourceEnded,
     /// A stop was requested (signal).
     Stopped,
@@ -41,208 +50,224 @@ pub enum Ended {
 
 pub struct Pipeline {
     pub model: StreamingModel,
-    opts: PipelineOptions,
-    pairer: Pairer,
+    streams: Vec<Stream>,
+    batching: Batching,
+    top_k: usize,
+    /// Work taken off the queues and not yet processed, in arrival order per stream.
+    ready: Vec<Work>,
+    /// When the oldest ready pair was taken.
+    ready_since: Option<Instant>,
     pub stages: Stages,
-    pub events: u64,
-    pub frames: u64,
-    pub pairs: u64,
-    pub recognitions: u64,
-    pub labels: BTreeMap<String, u64>,
     /// End-to-end latency of every recognition, ms (replay plots it; run does not keep it).
     pub latencies_ms: Vec<f64>,
     pub keep_latencies: bool,
-    held: VecDeque<(i64, i64, usize)>,
-    window_dropped_before: u64,
     metrics: Option<Metrics>,
-    /// Counters already passed to the metrics.
-    seen_dropped: (u64, u64, u64),
-    since_last: usize,
     started: Instant,
 }
 
 impl Pipeline {
-    pub fn new(model: StreamingModel, opts: PipelineOptions) -> Self {
-        let pairer = Pairer::new(opts.mode, opts.sensor, opts.max_buffered_events);
+    /// One stream per (options, capture link); all links share one stop flag.
+    pub fn new(model: StreamingModel, streams: Vec<(StreamOptions, CaptureLink)>, top_k: usize) -> Self {
+        let frames = model.frames();
         Pipeline {
             model,
-            opts,
-            pairer,
+            streams: streams.into_iter().map(|(o, l)| Stream::new(o, l, frames)).collect(),
+            batching: Batching::default(),
+            top_k,
+            ready: Vec::new(),
+            ready_since: None,
             stages: Stages::default(),
-            events: 0,
-            frames: 0,
-            pairs: 0,
-            recognitions: 0,
-            labels: BTreeMap::new(),
             latencies_ms: Vec::new(),
             keep_latencies: false,
-            held: VecDeque::new(),
-            window_dropped_before: 0,
             metrics: None,
-            seen_dropped: (0, 0, 0),
-            since_last: 0,
             started: Instant::now(),
         }
     }
 
+    pub fn with_batching(mut self, batching: Batching) -> Self {
+        self.batching = Batching { max_pairs: batching.max_pairs.max(1), ..batching };
+        self
+    }
+
     /// Exports counters and histograms to a Prometheus endpoint.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        for s in &mut self.streams {
+            s.counters = Some(metrics.stream(&s.opts.name));
+        }
         self.metrics = Some(metrics);
         self
     }
 
-    /// Moves the drop and reconnect counts into the metrics (one atomic load each).
-    fn export_counts(&mut self, link: &CaptureLink) {
-        let Some(m) = &self.metrics else { return };
-        let now = (
-            link.ring.dropped(),
-            self.window_dropped_before + self.pairer.dropped_events(),
-            link.reconnects.load(Ordering::Relaxed),
-        );
-        m.ring_dropped.inc_by(now.0 - self.seen_dropped.0.min(now.0));
-        m.window_dropped.inc_by(now.1 - self.seen_dropped.1.min(now.1));
-        m.reconnects.inc_by(now.2 - self.seen_dropped.2.min(now.2));
-        self.seen_dropped = now;
+    /// Counts summed over the streams.
+    pub fn totals(&self) -> Counts {
+        let mut t = Counts::default();
+        for c in self.streams.iter().map(|s| &s.counts) {
+            t.events += c.events;
+            t.frames += c.frames;
+            t.pairs += c.pairs;
+            t.recognitions += c.recognitions;
+            for (label, n) in &c.labels {
+                *t.labels.entry(label.clone()).or_insert(0) += n;
+            }
+        }
+        t
     }
 
-    /// Processes until the source has ended and is drained, or a stop is requested. `tick` runs
-    /// once per loop turn: the service's watchdog pings from here, so a stalled loop is seen, and
-    /// replay's progress line reads the counts.
-    pub fn run(&mut self, link: &CaptureLink, sink: &mut JsonlSink, mut tick: impl FnMut(&Self)) -> Result<Ended> {
+    fn stop_requested(&self) -> bool {
+        self.streams.iter().any(|s| s.link.stopped())
+    }
+
+    /// Processes until every source has ended and is drained, or a stop is requested. `tick`
+    /// runs once per loop turn: the service's watchdog pings from here, so a stalled loop is
+    /// seen, and replay's progress line reads the counts.
+    pub fn run(&mut self, sink: &mut JsonlSink, mut tick: impl FnMut(&Self)) -> Result<Ended> {
         self.started = Instant::now();
-        let mut pairs = Vec::new();
+        let mut first = 0;
         loop {
             tick(self);
-            if link.stopped() {
-                self.drain(link, sink, Instant::now() + DRAIN_BUDGET)?;
+            if self.stop_requested() {
+                self.drain(sink, Instant::now() + DRAIN_BUDGET)?;
                 return Ok(Ended::Stopped);
             }
-            let item = link.ring.pop();
-            let finished = item.is_none() && link.status.is_done() && link.ring.is_empty();
-            self.export_counts(link);
-            match item {
-                Some(Item::Reset) => self.reset(&mut pairs, sink)?,
-                Some(item) => self.push(item, &mut pairs),
-                None if finished => self.pairer.finish(&mut pairs),
-                None => {
-                    std::thread::sleep(Duration::from_micros(500));
+            // Round robin, starting one further each turn.
+            let n = self.streams.len();
+            let mut took = false;
+            for k in 0..n {
+                let i = (first + k) % n;
+                took |= self.streams[i].poll(i, &mut self.ready);
+            }
+            first = (first + 1) % n.max(1);
+            let ended = self.streams.iter().all(|s| s.ended);
+            if !self.ready.is_empty() {
+                let since = *self.ready_since.get_or_insert_with(Instant::now);
+                let pairs = self.ready.iter().filter(|w| matches!(w, Work::Pair(..))).count();
+                if ended || pairs >= self.batching.max_pairs || since.elapsed() >= self.batching.wait {
+                    self.process_ready(sink, None)?;
                     continue;
                 }
             }
-            for pair in pairs.drain(..) {
-                self.process(pair, sink)?;
-            }
-            if finished {
+            if ended {
                 return Ok(Ended::SourceEnded);
             }
+            if !took {
+                std::thread::sleep(Duration::from_micros(500));
+            }
         }
     }
 
-    /// Counts an event packet or a frame (for the report and the metrics) and hands it to the
-    /// pairer. A reset is the caller's: it needs the sink.
-    fn push(&mut self, item: Item, pairs: &mut Vec<Pair>) {
-        match item {
-            Item::Events { events, arrived } => {
-                self.events += events.len() as u64;
-                if let Some(m) = &self.metrics {
-                    m.events.inc_by(events.len() as u64);
-                }
-                self.pairer.push_events(&events, arrived, pairs);
-            }
-            Item::Frame { frame, arrived } => {
-                self.frames += 1;
-                if let Some(m) = &self.metrics {
-                    m.frames.inc();
-                }
-                if self.opts.has_frames {
-                    self.pairer.push_frame(frame, arrived, pairs);
-                }
-            }
-            Item::Reset => {}
+    /// On stop: every stream's queued work (until `deadline`), then the frames still waiting.
+    fn drain(&mut self, sink: &mut JsonlSink, deadline: Instant) -> Result<()> {
+        for (i, s) in self.streams.iter_mut().enumerate() {
+            s.drain(i, &mut self.ready, deadline);
         }
+        self.process_ready(sink, Some(deadline))
     }
 
-    /// A connection ended: its last frames get the events that came, then windows and held
-    /// frames start afresh (the next connection's clock is its own).
-    fn reset(&mut self, pairs: &mut Vec<Pair>, sink: &mut JsonlSink) -> Result<()> {
-        self.pairer.finish(pairs);
-        for pair in pairs.drain(..) {
-            self.process(pair, sink)?;
-        }
-        self.window_dropped_before += self.pairer.dropped_events();
-        self.pairer = Pairer::new(self.opts.mode, self.opts.sensor, self.opts.max_buffered_events);
-        self.model.reset();
-        self.held.clear();
-        self.since_last = 0;
-        Ok(())
-    }
-
-    /// On stop: what is already queued is processed (until `deadline`), then the frames still
-    /// waiting get the events that came, so their recognitions are written too.
-    fn drain(&mut self, link: &CaptureLink, sink: &mut JsonlSink, deadline: Instant) -> Result<()> {
-        let mut pairs = Vec::new();
-        while Instant::now() < deadline {
-            match link.ring.pop() {
-                Some(Item::Reset) | None => break,
-                Some(item) => self.push(item, &mut pairs),
-            }
-            for pair in pairs.drain(..) {
-                self.process(pair, sink)?;
-            }
-        }
-        self.pairer.finish(&mut pairs);
-        for pair in pairs.drain(..) {
-            if Instant::now() >= deadline {
+    /// Processes the ready work in batches of at most `max_pairs` pairs (until `deadline`).
+    fn process_ready(&mut self, sink: &mut JsonlSink, deadline: Option<Instant>) -> Result<()> {
+        let mut work = std::mem::take(&mut self.ready);
+        self.ready_since = None;
+        while !work.is_empty() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
-            self.process(pair, sink)?;
+            let mut pairs = 0;
+            let cut = work
+                .iter()
+                .position(|w| {
+                    pairs += matches!(w, Work::Pair(..)) as usize;
+                    pairs > self.batching.max_pairs
+                })
+                .unwrap_or(work.len());
+            let rest = work.split_off(cut);
+            self.process_batch(work, sink)?;
+            work = rest;
         }
         Ok(())
     }
 
-    fn process(&mut self, pair: Pair, sink: &mut JsonlSink) -> Result<()> {
+    /// One encoder call for every pair of `work`, one fusion call for every recognition due.
+    fn process_batch(&mut self, work: Vec<Work>, sink: &mut JsonlSink) -> Result<()> {
         let dequeued = Instant::now();
-        self.pairs += 1;
         let mut times = StageTimes::default();
-        self.model.push(&pair.rgb, &pair.events, &mut times)?;
-        self.held.push_back((pair.start, pair.end, pair.event_count));
-        while self.held.len() > self.model.frames() {
-            self.held.pop_front();
+        let images: Vec<_> = work
+            .iter()
+            .filter_map(|w| match w {
+                Work::Pair(_, p) => Some((&p.rgb, &p.events)),
+                Work::Reset(_) => None,
+            })
+            .collect();
+        let batch = images.len();
+        let mut encoded = self.model.encode(&images, &mut times)?.into_iter();
+        drop(images);
+        let (mut due, mut inputs) = (Vec::new(), Vec::new());
+        for w in work {
+            match w {
+                Work::Reset(i) => self.streams[i].reset(),
+                Work::Pair(i, pair) => {
+                    let tokens = encoded.next().ok_or_else(|| anyhow::anyhow!("the encoder returned too few rows"))?;
+                    if let Some((d, t)) = self.streams[i].keep(i, &pair, tokens) {
+                        due.push(d);
+                        inputs.push(t);
+                    }
+                }
+            }
         }
-        self.since_last += 1;
-        if self.since_last < self.opts.hop {
-            return Ok(());
+        let log_probs = self.model.fuse(&inputs, &mut times)?;
+        if let Some(m) = &self.metrics {
+            if batch > 0 {
+                m.batch_pairs.observe(batch as f64);
+            }
         }
-        let Some(log_probs) = self.model.recognise(&mut times)? else { return Ok(()) };
-        self.since_last = 0;
-        self.recognitions += 1;
-        let top = self.model.fusion.top(&log_probs, self.opts.top_k);
+        for (d, lp) in due.iter().zip(log_probs) {
+            self.emit(d, &lp, batch, dequeued, &times, sink)?;
+        }
+        Ok(())
+    }
+
+    fn emit(
+        &mut self,
+        d: &Due,
+        log_probs: &[f32],
+        batch: usize,
+        dequeued: Instant,
+        times: &StageTimes,
+        sink: &mut JsonlSink,
+    ) -> Result<()> {
+        let top = self.model.fusion.top(log_probs, self.top_k);
+        let stream = &mut self.streams[d.stream];
+        stream.counts.recognitions += 1;
         if let Some((label, _)) = top.first() {
-            *self.labels.entry(label.clone()).or_insert(0) += 1;
+            *stream.counts.labels.entry(label.clone()).or_insert(0) += 1;
+        }
+        if let Some(c) = &stream.counters {
+            c.recognitions.inc();
         }
         // Milliseconds to the microsecond.
         let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        let queue = dequeued.saturating_duration_since(d.arrived);
         let mut rec = Recognition {
-            stream: self.opts.stream.clone(),
-            seq: self.recognitions,
-            t_start: self.held.front().map_or(pair.start, |w| w.0),
-            t_end: pair.end,
-            frames: self.held.len(),
-            events: self.held.iter().map(|w| w.2).sum(),
-            rgb: if self.opts.has_frames { "frames" } else { "events" },
+            stream: stream.opts.name.clone(),
+            seq: stream.counts.recognitions,
+            t_start: d.t_start,
+            t_end: d.t_end,
+            frames: d.frames,
+            events: d.events,
+            rgb: if stream.opts.has_frames { "frames" } else { "events" },
+            batch,
             top: top.into_iter().map(|(label, lp)| Scored { label, p: lp.exp() }).collect(),
             latency_ms: Latency {
-                queue: ms(dequeued - pair.arrived),
+                queue: ms(queue),
                 preprocess: ms(times.preprocess),
                 encode: ms(times.encode),
                 fuse: ms(times.fuse),
                 total: 0.0,
             },
         };
-        let total = pair.arrived.elapsed();
+        let total = d.arrived.elapsed();
         rec.latency_ms.total = ms(total);
         sink.write(&rec)?;
-        self.stages.queue.record(dequeued - pair.arrived);
+        self.stages.queue.record(queue);
         self.stages.preprocess.record(times.preprocess);
         self.stages.encode.record(times.encode);
         self.stages.fuse.record(times.fuse);
@@ -251,9 +276,8 @@ impl Pipeline {
             self.latencies_ms.push(total.as_secs_f64() * 1e3);
         }
         if let Some(m) = &self.metrics {
-            m.recognitions.inc();
             for (stage, d) in [
-                ("queue", dequeued - pair.arrived),
+                ("queue", queue),
                 ("preprocess", times.preprocess),
                 ("encode", times.encode),
                 ("fuse", times.fuse),
@@ -266,21 +290,32 @@ impl Pipeline {
         Ok(())
     }
 
-    pub fn report(&self, source: &str, model: &str, link: &CaptureLink) -> Report {
+    /// Names of the streams, with their counts.
+    pub fn stream_counts(&self) -> impl Iterator<Item = (&str, &Counts, u64)> {
+        self.streams.iter().map(|s| (s.opts.name.as_str(), &s.counts, s.link.ring.dropped()))
+    }
+
+    /// The capture errors that ended streams, as "SOURCE: ERROR".
+    pub fn stream_errors(&self) -> impl Iterator<Item = String> + '_ {
+        self.streams.iter().filter_map(|s| Some(format!("{}: {}", s.opts.source, s.link.status.error()?)))
+    }
+
+    pub fn report(&self, source: &str, model: &str) -> Report {
         let seconds = self.started.elapsed().as_secs_f64();
+        let t = self.totals();
         Report {
             source: source.to_string(),
             model: model.to_string(),
             seconds,
-            events: self.events,
-            frames: self.frames,
-            pairs: self.pairs,
-            recognitions: self.recognitions,
-            events_per_second: self.events as f64 / seconds.max(1e-9),
-            recognitions_per_second: self.recognitions as f64 / seconds.max(1e-9),
-            ring_dropped: link.ring.dropped(),
-            window_dropped: self.window_dropped_before + self.pairer.dropped_events(),
-            labels: self.labels.clone(),
+            events: t.events,
+            frames: t.frames,
+            pairs: t.pairs,
+            recognitions: t.recognitions,
+            events_per_second: t.events as f64 / seconds.max(1e-9),
+            recognitions_per_second: t.recognitions as f64 / seconds.max(1e-9),
+            ring_dropped: self.streams.iter().map(|s| s.link.ring.dropped()).sum(),
+            window_dropped: self.streams.iter().map(|s| s.window_dropped()).sum(),
+            labels: t.labels,
             latency_ms: self.stages.report(),
         }
     }

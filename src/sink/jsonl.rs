@@ -36,6 +36,9 @@ pub struct Recognition {
     /// "frames" (the paper's pairing) or "events" (event-only mode: the RGB branch sees the
     /// event image).
     pub rgb: &'static str,
+    /// Pairs encoded in the same encoder call as this recognition's newest (several streams
+    /// batched together: `model.batch`).
+    pub batch: usize,
     pub top: Vec<Scored>,
     pub latency_ms: Latency,
 }

@@ -21,19 +21,38 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1e-4, 2.0, 16))
 }
 
+fn batch_histogram() -> Histogram {
+    // 1, 2, 4 .. 256 pairs.
+    Histogram::new(exponential_buckets(1.0, 2.0, 9))
+}
+
+/// Counters per stream (label `stream`).
 #[derive(Clone)]
 pub struct Metrics {
+    pub events: Family<Labels, Counter>,
+    pub frames: Family<Labels, Counter>,
+    pub recognitions: Family<Labels, Counter>,
+    pub ring_dropped: Family<Labels, Counter>,
+    pub window_dropped: Family<Labels, Counter>,
+    pub reconnects: Family<Labels, Counter>,
+    /// Per stage: queue, preprocess, encode, fuse, end_to_end.
+    pub stage_seconds: HistogramFamily,
+    /// Encoder + fusion time per recognition.
+    pub inference_seconds: Histogram,
+    /// Pairs per encoder call (streams batched together).
+    pub batch_pairs: Histogram,
+    registry: Arc<Mutex<Registry>>,
+}
+
+/// One stream's counters, resolved once (each is a shared atomic).
+#[derive(Clone)]
+pub struct StreamCounters {
     pub events: Counter,
     pub frames: Counter,
     pub recognitions: Counter,
     pub ring_dropped: Counter,
     pub window_dropped: Counter,
     pub reconnects: Counter,
-    /// Per stage: queue, preprocess, encode, fuse, end_to_end.
-    pub stage_seconds: HistogramFamily,
-    /// Encoder + fusion time per recognition.
-    pub inference_seconds: Histogram,
-    registry: Arc<Mutex<Registry>>,
 }
 
 impl Default for Metrics {
@@ -46,14 +65,15 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("safed");
         let m = Metrics {
-            events: Counter::default(),
-            frames: Counter::default(),
-            recognitions: Counter::default(),
-            ring_dropped: Counter::default(),
-            window_dropped: Counter::default(),
-            reconnects: Counter::default(),
+            events: Family::default(),
+            frames: Family::default(),
+            recognitions: Family::default(),
+            ring_dropped: Family::default(),
+            window_dropped: Family::default(),
+            reconnects: Family::default(),
             stage_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             inference_seconds: latency_histogram(),
+            batch_pairs: batch_histogram(),
             registry: Arc::new(Mutex::new(Registry::default())),
         };
         r.register("events", "Events taken off the capture queue", m.events.clone());
@@ -64,11 +84,30 @@ impl Metrics {
         r.register("reconnects", "Network source reconnections", m.reconnects.clone());
         r.register("stage_seconds", "Latency per pipeline stage", m.stage_seconds.clone());
         r.register("inference_seconds", "Encoder + fusion time per recognition", m.inference_seconds.clone());
+        r.register(
+            "batch_pairs",
+            "Frame/window pairs per encoder call (streams batched together)",
+            m.batch_pairs.clone(),
+        );
         Metrics { registry: Arc::new(Mutex::new(r)), ..m }
     }
 
     pub fn stage(&self, stage: &str) -> Histogram {
         self.stage_seconds.get_or_create(&vec![("stage".to_string(), stage.to_string())]).clone()
+    }
+
+    /// The counters of stream `name` (they appear in the output from now on, at 0).
+    pub fn stream(&self, name: &str) -> StreamCounters {
+        let labels = vec![("stream".to_string(), name.to_string())];
+        let get = |f: &Family<Labels, Counter>| f.get_or_create(&labels).clone();
+        StreamCounters {
+            events: get(&self.events),
+            frames: get(&self.frames),
+            recognitions: get(&self.recognitions),
+            ring_dropped: get(&self.ring_dropped),
+            window_dropped: get(&self.window_dropped),
+            reconnects: get(&self.reconnects),
+        }
     }
 
     pub fn render(&self) -> String {

@@ -4,4 +4,4 @@ pub mod jsonl;
 pub mod metrics;
 
 pub use jsonl::{JsonlSink, Latency, Recognition, Scored};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, StreamCounters};
