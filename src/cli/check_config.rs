@@ -13,10 +13,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let c = Config::load(&args.file)?;
+    let streams: Vec<String> =
+        c.streams().iter().map(|s| format!("{} <- {}", s.source.name, s.source.events)).collect();
     println!(
         "{}: ok (events {}, window {}, model {}, output {})",
         args.file.display(),
-        c.source.events,
+        streams.join(", "),
         c.window.mode,
         c.model.path.as_ref().map_or_else(|| "bundled demo".into(), |p| p.display().to_string()),
         c.output.jsonl
