@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use image::RgbImage;
 
-use crate::accumulate::{frame_to_rgb, EventImage, Window, WindowMode, Windower};
+use crate::accumulate::{frame_to_rgb, EventImage, Representation, Window, WindowMode, Windower};
 use crate::events::{Event, Frame};
 
 /// One frame and its event image, ready for the encoder.
@@ -31,6 +31,7 @@ pub struct Pairer {
     mode: WindowMode,
     pending: VecDeque<(Frame, Instant)>,
     canvas: EventImage,
+    representation: Representation,
     last_frame_t: Option<i64>,
     last_event_arrival: Option<Instant>,
     /// Frames whose pixels did not match their size (skipped).
@@ -46,9 +47,31 @@ impl Pairer {
             mode,
             pending: VecDeque::new(),
             canvas: EventImage::new(sensor.0, sensor.1),
+            representation: Representation::Image,
             last_frame_t: None,
             last_event_arrival: None,
             bad_frames: 0,
+        }
+    }
+
+    /// Renders windows as `r` (the model's input; the event image by default).
+    pub fn with_representation(mut self, r: Representation) -> Self {
+        self.representation = r;
+        self
+    }
+
+    /// One window's image. The event image reuses one canvas (no allocation per window).
+    fn render(&mut self, events: &[Event]) -> RgbImage {
+        match self.representation {
+            Representation::Image => {
+                self.canvas.clear();
+                self.canvas.paint(events);
+                self.canvas.image().clone()
+            }
+            r => {
+                let (w, h) = self.canvas.image().dimensions();
+                r.render(events, w, h)
+            }
         }
     }
 
@@ -80,9 +103,16 @@ impl Pairer {
 
     fn drain_ready(&mut self, flush: bool, out: &mut Vec<Pair>) {
         while let Some((frame, arrived)) = self.pending.front() {
-            let (start, end) = match self.mode {
-                WindowMode::Exposure => (frame.exposure_start, frame.exposure_end),
-                _ => (self.last_frame_t.unwrap_or(frame.t - 33_333), frame.t),
+            let (start, end) = match (self.mode, self.last_frame_t) {
+                (WindowMode::Exposure, _) => (frame.exposure_start, frame.exposure_end),
+                (_, Some(last)) => (last, frame.t),
+                // The first frame's window is as long as the interval to the next frame, as
+                // the trainer renders it (`frame_interval_windows`): wait for that frame.
+                (_, None) => match self.pending.get(1) {
+                    Some((next, _)) => (frame.t - (next.t - frame.t).max(1), frame.t),
+                    None if flush => (frame.t - 33_333, frame.t),
+                    None => return,
+                },
             };
             let window = match self.windower.take(start, end) {
                 Some(w) => w,
@@ -97,23 +127,13 @@ impl Pairer {
                 continue;
             };
             let ready = self.last_event_arrival.map_or(frame_arrived, |e| e.max(frame_arrived));
-            self.canvas.clear();
-            self.canvas.paint(&window.events);
-            out.push(Pair {
-                start,
-                end,
-                rgb,
-                events: self.canvas.image().clone(),
-                event_count: window.events.len(),
-                arrived: ready,
-            });
+            let events = self.render(&window.events);
+            out.push(Pair { start, end, rgb, events, event_count: window.events.len(), arrived: ready });
         }
     }
 
     fn event_only_pair(&mut self, w: Window, arrived: Instant) -> Pair {
-        self.canvas.clear();
-        self.canvas.paint(&w.events);
-        let img = self.canvas.image().clone();
+        let img = self.render(&w.events);
         Pair { start: w.start, end: w.end, rgb: img.clone(), events: img, event_count: w.events.len(), arrived }
     }
 }
@@ -145,10 +165,16 @@ mod tests {
         p.push_frame(frame(100), now, &mut out);
         assert!(out.is_empty(), "events have only reached t=5");
         p.push_events(&[Event { t: 60, x: 1, y: 1, p: false }, Event { t: 120, x: 1, y: 0, p: true }], now, &mut out);
-        assert_eq!(out.len(), 1);
-        assert_eq!((out[0].start, out[0].end, out[0].event_count), (100 - 33_333, 100, 2));
+        assert!(out.is_empty(), "the first frame's window waits for the next frame");
         p.push_frame(frame(200), now, &mut out);
+        assert_eq!(out.len(), 1);
+        // As long as the interval to the next frame, as the trainer renders it.
+        assert_eq!((out[0].start, out[0].end, out[0].event_count), (0, 100, 2));
         p.finish(&mut out);
         assert_eq!((out[1].start, out[1].end, out[1].event_count), (100, 200, 1));
+        let mut alone = Pairer::new(WindowMode::FrameInterval, (2, 2), 1000);
+        alone.push_frame(frame(100), now, &mut out);
+        alone.finish(&mut out);
+        assert_eq!((out[2].start, out[2].end), (100 - 33_333, 100), "a single frame: 30 fps");
     }
 }

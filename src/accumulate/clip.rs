@@ -4,7 +4,7 @@
 
 use image::RgbImage;
 
-use super::{event_image::render, frame_image::frame_to_rgb, window};
+use super::{frame_image::frame_to_rgb, window, Representation};
 use crate::events::{Event, EventError, EventSource, Frame, PacketData, StreamKind};
 
 /// Events read from one clip at most (1 GiB of events): a clip is seconds long.
@@ -80,13 +80,21 @@ pub struct ClipImages {
 }
 
 impl RecordedClip {
-    /// Each frame and its window's event image. A clip without frames (an event-only camera)
-    /// gets `slices` equal time slices, whose event images stand in for the RGB frames too.
-    pub fn images(&self, mode: FrameWindow, slices: usize, input: &str) -> Result<ClipImages, ClipError> {
+    /// Each frame and its window's event image (rendered as `events` says). A clip without
+    /// frames (an event-only camera) gets `slices` equal time slices, whose event images stand
+    /// in for the RGB frames too.
+    pub fn images(
+        &self,
+        mode: FrameWindow,
+        events: Representation,
+        slices: usize,
+        input: &str,
+    ) -> Result<ClipImages, ClipError> {
         let (w, h) = self.size;
+        let render = |e: &[Event]| events.render(e, w, h);
         if self.frames.is_empty() {
             let events: Vec<RgbImage> =
-                window::time_slices(&self.events, slices).into_iter().map(|(_, _, e)| render(e, w, h)).collect();
+                window::time_slices(&self.events, slices).into_iter().map(|(_, _, e)| render(e)).collect();
             return Ok(ClipImages { rgb: events.clone(), events });
         }
         let windows = match mode {
@@ -105,7 +113,7 @@ impl RecordedClip {
                 height: f.height,
             })?;
             out.rgb.push(rgb);
-            out.events.push(render(window::slice(&self.events, s, e), w, h));
+            out.events.push(render(window::slice(&self.events, s, e)));
         }
         Ok(out)
     }

@@ -39,18 +39,20 @@ impl VoxelGrid {
         VoxelGrid { bins, width, height, data }
     }
 
-    /// One bin as an image in the datasets' colours: positive (net ON) red, negative blue,
-    /// white where nothing happened; used to feed the RGB branch from events alone.
-    pub fn bin_to_rgb(&self, bin: usize) -> image::RgbImage {
+    /// A 3-bin grid as an image, bin k in colour channel k (early, middle, late): 128 where
+    /// nothing happened, 255 / 0 at the grid's largest net ON / OFF count. This is how the
+    /// voxel representation enters CLIP's 3-channel encoder; `None` unless bins == 3.
+    pub fn to_rgb(&self) -> Option<image::RgbImage> {
+        if self.bins != 3 {
+            return None;
+        }
         let plane = self.width * self.height;
-        let slice = &self.data[bin.min(self.bins - 1) * plane..][..plane];
-        let peak = slice.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-        image::RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {
-            let v = slice[y as usize * self.width + x as usize] / peak;
-            let (c, a) = if v >= 0.0 { (super::ON_RGB, v) } else { (super::OFF_RGB, -v) };
-            let mix = |ch: u8| (255.0 + (ch as f32 - 255.0) * a).round() as u8;
-            image::Rgb([mix(c[0]), mix(c[1]), mix(c[2])])
-        })
+        let peak = self.data.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+        let level = |v: f32| (127.5 + 127.5 * (v / peak)).round().clamp(0.0, 255.0) as u8;
+        Some(image::RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {
+            let at = y as usize * self.width + x as usize;
+            image::Rgb([level(self.data[at]), level(self.data[plane + at]), level(self.data[2 * plane + at])])
+        }))
     }
 }
 
@@ -66,7 +68,10 @@ mod tests {
         assert_eq!(g.data, [0.0, 1.0, 0.0, -1.0, 0.0, 1.0]);
         let total: f32 = VoxelGrid::from_events(&[ev(0, true), ev(30, true), ev(100, true)], 4, 2, 1).data.iter().sum();
         assert!((total - 3.0).abs() < 1e-6, "each event contributes its whole polarity");
-        assert_eq!(g.bin_to_rgb(1).get_pixel(1, 0).0, crate::accumulate::OFF_RGB);
-        assert_eq!(g.bin_to_rgb(1).get_pixel(0, 0).0, [255, 255, 255]);
+        // Bins become channels: the pixel saw ON early, OFF in the middle, ON late.
+        let img = g.to_rgb().unwrap();
+        assert_eq!(img.get_pixel(1, 0).0, [255, 0, 255]);
+        assert_eq!(img.get_pixel(0, 0).0, [128, 128, 128], "no events: the middle level");
+        assert!(VoxelGrid::from_events(&[ev(0, true)], 4, 2, 1).to_rgb().is_none());
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use ort::session::Session;
 
 use super::runtime::{self, InferError, SessionConfig};
+use crate::accumulate::Representation;
 
 /// Version of the graph contract written into `safe.format_version`.
 pub const FORMAT_VERSION: &str = "1";
@@ -72,6 +73,9 @@ pub struct SafeModel {
     pub embed_dim: usize,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// How event windows become the event branch's images (`safe.events`; graphs written
+    /// before the key existed take the event image).
+    pub events: Representation,
 }
 
 impl SafeModel {
@@ -103,6 +107,11 @@ impl SafeModel {
         let (frames, image_size, tokens, embed_dim) =
             (number("safe.frames")?, number("safe.image_size")?, number("safe.tokens")?, number("safe.embed_dim")?);
         let (mean, std) = (triple("safe.mean")?, triple("safe.std")?);
+        let events = match meta.custom("safe.events") {
+            None => Representation::Image,
+            Some(name) => Representation::parse(&name)
+                .ok_or_else(|| bad(format!("safe.events {name:?}: expected image or voxel")))?,
+        };
         drop(meta);
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         if inputs != role.inputs() {
@@ -115,7 +124,7 @@ impl SafeModel {
         if role != Role::Encoder && labels.is_empty() {
             return Err(bad("no labels".into()));
         }
-        Ok(SafeModel { session, role, labels, frames, image_size, tokens, embed_dim, mean, std })
+        Ok(SafeModel { session, role, labels, frames, image_size, tokens, embed_dim, mean, std, events })
     }
 }
 

@@ -40,11 +40,12 @@ impl StreamingModel {
         let same = encoder.image_size == fusion.image_size
             && encoder.tokens == fusion.tokens
             && encoder.embed_dim == fusion.embed_dim
-            && encoder.frames == fusion.frames;
+            && encoder.frames == fusion.frames
+            && encoder.events == fusion.events;
         if !same {
             return Err(ModelError::Contract {
                 path: "model".into(),
-                what: "the encoder and fusion graphs disagree on image size, tokens, width or frames".into(),
+                what: "the encoder and fusion graphs disagree on image size, tokens, width, frames or event representation".into(),
             });
         }
         Ok(StreamingModel { encoder, fusion, input: Vec::new() })
@@ -56,6 +57,11 @@ impl StreamingModel {
 
     pub fn frames(&self) -> usize {
         self.fusion.frames
+    }
+
+    /// What the event branch takes (the pairs must be rendered so).
+    pub fn events(&self) -> crate::accumulate::Representation {
+        self.encoder.events
     }
 
     /// Encodes `pairs` (RGB image, event image), from any streams, in one encoder call of 2 x

@@ -68,10 +68,10 @@ pub struct Pipeline {
 impl Pipeline {
     /// One stream per (options, capture link); all links share one stop flag.
     pub fn new(model: StreamingModel, streams: Vec<(StreamOptions, CaptureLink)>, top_k: usize) -> Self {
-        let frames = model.frames();
+        let (frames, events) = (model.frames(), model.events());
         Pipeline {
             model,
-            streams: streams.into_iter().map(|(o, l)| Stream::new(o, l, frames)).collect(),
+            streams: streams.into_iter().map(|(o, l)| Stream::new(o, l, frames, events)).collect(),
             batching: Batching::default(),
             top_k,
             ready: Vec::new(),
@@ -346,7 +346,9 @@ pub fn load_model(
             (enc, fus, "(bundled) demo.onnx".to_string())
         }
     };
-    Ok((StreamingModel::new(encoder, fusion)?, name))
+    let model = StreamingModel::new(encoder, fusion)?;
+    tracing::info!("{name}: event windows rendered as {} (safe.events)", model.events());
+    Ok((model, name))
 }
 
 /// The window mode a source can use: without frames, fixed-time windows (event-only mode).

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::accumulate::WindowMode;
+use crate::accumulate::{Representation, WindowMode};
 use crate::capture::{CaptureLink, Item};
 use crate::infer::stream_cache::{PairTokens, TokenWindow};
 use crate::sink::StreamCounters;
@@ -59,6 +59,8 @@ pub struct Stream {
     pub opts: StreamOptions,
     pub link: CaptureLink,
     pairer: Pairer,
+    /// How windows are rendered (the model's input).
+    events: Representation,
     tokens: TokenWindow,
     /// (start, end, events) of the held pairs' windows.
     held: VecDeque<(i64, i64, usize)>,
@@ -74,9 +76,10 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub fn new(opts: StreamOptions, link: CaptureLink, frames: usize) -> Self {
+    pub fn new(opts: StreamOptions, link: CaptureLink, frames: usize, events: Representation) -> Self {
         Stream {
-            pairer: Pairer::new(opts.mode, opts.sensor, opts.max_buffered_events),
+            pairer: Pairer::new(opts.mode, opts.sensor, opts.max_buffered_events).with_representation(events),
+            events,
             opts,
             link,
             tokens: TokenWindow::new(frames),
@@ -165,7 +168,8 @@ impl Stream {
             Item::Reset => {
                 self.pairer.finish(&mut self.scratch);
                 self.window_dropped_before += self.pairer.dropped_events();
-                self.pairer = Pairer::new(self.opts.mode, self.opts.sensor, self.opts.max_buffered_events);
+                self.pairer = Pairer::new(self.opts.mode, self.opts.sensor, self.opts.max_buffered_events)
+                    .with_representation(self.events);
                 out.extend(self.scratch.drain(..).map(|p| Work::Pair(me, p)));
                 out.push(Work::Reset(me));
                 return;

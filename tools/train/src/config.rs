@@ -3,6 +3,8 @@
 use anyhow::{ensure, Result};
 use serde::Serialize;
 
+use safed::accumulate::Representation;
+
 use crate::weights::Weights;
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -26,6 +28,9 @@ pub struct SafeConfig {
     pub cls_tokens: i64,
     /// Frames per modality (not in the checkpoint; the authors use 5).
     pub frames: i64,
+    /// What the event branch takes (not in the checkpoint; the authors': the event image).
+    #[serde(default)]
+    pub events: Representation,
 }
 
 fn heads(width: i64) -> i64 {
@@ -58,6 +63,7 @@ impl SafeConfig {
                 classes,
                 cls_tokens: 10,
                 frames,
+                events: Representation::Image,
             },
             "tiny" => SafeConfig {
                 vision_width: 64,
@@ -76,6 +82,7 @@ impl SafeConfig {
                 classes,
                 cls_tokens: 10,
                 frames,
+                events: Representation::Image,
             },
             other => anyhow::bail!("unknown preset {other:?} (expected vit-b16 or tiny)"),
         };
@@ -107,6 +114,7 @@ impl SafeConfig {
             classes: w.dim("fc1.weight", 0)?,
             cls_tokens: w.dim("CLS_token", 1)?,
             frames,
+            events: Representation::Image,
         };
         ensure!(c.vision_layers > 0 && c.text_layers > 0, "no transformer blocks found in the CLIP weights");
         ensure!(

@@ -89,6 +89,7 @@ pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
         ("safe.embed_dim", c.embed_dim.to_string()),
         ("safe.mean", serde_json::to_string(&MEAN)?),
         ("safe.std", serde_json::to_string(&STD)?),
+        ("safe.events", c.events.name().to_string()),
         ("safe.config", serde_json::to_string(c)?),
         ("safe.source", source.to_string()),
         ("safe.weights", if e.int8 { "int8-dynamic" } else { "fp32" }.to_string()),

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use safed::accumulate::Representation;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, State};
@@ -40,6 +41,9 @@ pub struct FitOptions {
     pub val_split: String,
     /// Train only the fusion model on CLIP features computed once.
     pub freeze_clip: bool,
+    /// The event branch's input: the event image (the paper) or voxel grids.
+    #[serde(default)]
+    pub events: Representation,
 }
 
 impl FitOptions {
@@ -58,6 +62,7 @@ impl FitOptions {
             frames: 5,
             val_split: "test".into(),
             freeze_clip: false,
+            events: Representation::Image,
         };
         Ok(match name {
             "vit-b16" => base,
@@ -102,6 +107,7 @@ fn initial_model(train: &Dataset, opts: &FitOptions, from: &InitFrom, device: &D
         Some(w) => SafeConfig { classes, ..SafeConfig::infer(w, opts.frames as i64)? },
         None => SafeConfig::preset(&opts.preset, classes, opts.frames as i64)?,
     };
+    let config = SafeConfig { events: opts.events, ..config };
     let mut tensors: std::collections::BTreeMap<String, Tensor> =
         init::random(&config, opts.seed, device)?.into_iter().collect();
     let mut copy = |w: &Weights, rename: &dyn Fn(&str) -> Option<String>| -> Result<usize> {
@@ -301,8 +307,13 @@ pub fn fit(
     device: &Device,
 ) -> Result<FitResult> {
     let started = Instant::now();
-    let train = Dataset::open(data, "train")?;
-    let val = Dataset::open(data, &opts.val_split)?;
+    // A resumed run reads its data as it began.
+    let events = match resume {
+        Some(dir) => checkpoint::read_state(dir)?.config.events,
+        None => opts.events,
+    };
+    let train = Dataset::open_for(data, "train", events)?;
+    let val = Dataset::open_for(data, &opts.val_split, events)?;
     ensure!(train.labels == val.labels, "train and {} splits name different classes", opts.val_split);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let (model, mut state) = match resume {

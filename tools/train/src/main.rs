@@ -15,6 +15,7 @@ use safe_train::fit::{self, FitOptions, InitFrom};
 use safe_train::model::TextTokens;
 use safe_train::onnx::safe::Export;
 use safe_train::weights::Weights;
+use safed::accumulate::Representation;
 use safed::infer::SessionConfig;
 
 #[derive(Debug, Parser)]
@@ -32,7 +33,7 @@ enum Command {
     /// log-intensity changes) in the authors' layout, with an AEDAT4 recording per sample.
     Synth(SynthArgs),
     /// Train SAFE on a dataset (DIR/train, evaluated on DIR/test after every epoch).
-    Fit(FitArgs),
+    Fit(Box<FitArgs>),
     /// Evaluate a checkpoint: top-1, top-5, per-class accuracy, confusion matrix.
     Eval(EvalArgs),
     /// Write a checkpoint's ONNX graphs (full, and the encoder/fusion pair) for safed.
@@ -99,6 +100,11 @@ struct FitArgs {
     /// Train only the fusion model, on per-frame CLIP features computed once (cached in RUN).
     #[arg(long)]
     freeze_clip: bool,
+    /// The event branch's input: `image` (the datasets' event image, the paper) or `voxel`
+    /// (3-bin voxel grids, one bin per channel; needs recorded events). Exported graphs say
+    /// which, and safed renders the same.
+    #[arg(long, value_parser = ["image", "voxel"])]
+    events: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -152,6 +158,9 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
     macro_rules! set { ($($f:ident),*) => { $(if let Some(v) = a.$f { o.$f = v; })* } }
     set!(epochs, batch_size, lr, weight_decay, warmup_epochs, grad_clip, seed, frames, val_split);
     o.freeze_clip = a.freeze_clip;
+    if let Some(e) = &a.events {
+        o.events = Representation::parse(e).context("--events")?;
+    }
     let from = InitFrom { authors: a.init, clip: a.clip, timm: a.timm };
     let r = fit::fit(&a.data, &a.out, o, &from, a.resume.as_deref(), &Device::Cpu)?;
     eprintln!(
@@ -167,7 +176,7 @@ fn fit_cmd(a: FitArgs) -> Result<()> {
 fn eval_cmd(a: EvalArgs) -> Result<()> {
     let dev = Device::Cpu;
     let (model, state) = checkpoint::load_model(&a.checkpoint, &dev)?;
-    let data = Dataset::open(&a.data, &a.split)?;
+    let data = Dataset::open_for(&a.data, &a.split, model.config.events)?;
     anyhow::ensure!(
         data.labels == state.labels,
         "{}: the dataset names other classes than the checkpoint",
@@ -274,7 +283,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Import(args) => import(args),
         Command::Synth(args) => synth(args),
-        Command::Fit(args) => fit_cmd(args),
+        Command::Fit(args) => fit_cmd(*args),
         Command::Eval(args) => eval_cmd(args),
         Command::Export(args) => export_cmd(args),
     };

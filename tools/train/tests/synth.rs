@@ -20,14 +20,17 @@ fn dataset_layout_and_splits() {
     let test = Dataset::open(tmp.path(), "test").unwrap();
     assert_eq!(train.labels, SHAPES[..3]);
     assert_eq!((train.class_counts(), test.class_counts()), (vec![4, 4, 4], vec![1, 1, 1]));
-    let s = load_sample(&test.samples[0]).unwrap();
+    let s = load_sample(&test.samples[0], Default::default()).unwrap();
     assert_eq!((s.rgb.len(), s.events.len(), s.rgb[0].dimensions()), (4, 4, (80, 60)));
     // The same sample read from its recording renders the same images, pixel for pixel.
     let Source::Frames { aps, .. } = &test.samples[0].source else { panic!() };
     let dir = aps.parent().unwrap();
     let rec = dir.join(format!("{}.aedat4", dir.file_name().unwrap().to_string_lossy()));
-    let r =
-        load_sample(&safe_train::data::Sample { name: "r".into(), label: 0, source: Source::Recording(rec) }).unwrap();
+    let r = load_sample(
+        &safe_train::data::Sample { name: "r".into(), label: 0, source: Source::Recording(rec) },
+        Default::default(),
+    )
+    .unwrap();
     assert!(r.rgb == s.rgb && r.events == s.events, "recording and frame folders differ");
     assert!(write_dataset(tmp.path(), &SynthOptions { classes: 9, ..o }).is_err(), "only 8 symbols");
 }

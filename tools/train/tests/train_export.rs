@@ -14,7 +14,8 @@ use safe_train::export::{self, write_all};
 use safe_train::fit::{fit, FitOptions, InitFrom};
 use safe_train::model::TextTokens;
 use safe_train::onnx::safe::Export;
-use safed::infer::preprocess::frames_from_dir;
+use safed::accumulate::{read_clip, FrameWindow, Representation};
+use safed::infer::preprocess::{evenly_spaced, frames_from_dir, image_to_chw};
 use safed::infer::{SafeModel, SessionConfig};
 
 fn small_set(dir: &Path) {
@@ -131,4 +132,66 @@ fn freeze_clip_trains_only_the_fusion_model() {
         }
     }
     assert!(changed.iter().any(|n| n == "fc1.weight") && changed.iter().any(|n| n == "blocks.0.attn.qkv.weight"));
+}
+
+/// Trained on voxel grids: the checkpoint and the exported graphs say so, safed's streaming
+/// model renders voxel grids for it, and the graphs give what the candle model gives on the
+/// recordings' voxel grids.
+#[test]
+fn a_voxel_model_is_exported_and_served_as_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run) = (tmp.path().join("data"), tmp.path().join("run"));
+    small_set(&data);
+    let o = FitOptions { epochs: 1, events: Representation::Voxel, ..options() };
+    fit(&data, &run, o, &InitFrom::default(), None, &Device::Cpu).unwrap();
+    let (model, state) = checkpoint::load_model(&run.join("last"), &Device::Cpu).unwrap();
+    assert_eq!(model.config.events, Representation::Voxel);
+
+    let test = Dataset::open_for(&data, "test", Representation::Voxel).unwrap();
+    assert!(test.samples.iter().all(|s| matches!(s.source, Source::Recording(_))), "voxel grids need the events");
+    let text = TextTokens::new(&state.labels, model.config.context, &Device::Cpu).unwrap();
+    let size = model.config.image_size as u32;
+    let report = evaluate(&model, &text, &prepare(&test, size).unwrap(), 4, &Device::Cpu).unwrap();
+
+    let weights = model.params.to_weights("test").unwrap();
+    let features = export::text_features(&weights, &model.config, &state.labels, &SessionConfig::default()).unwrap();
+    let e = Export {
+        weights: &weights,
+        config: &model.config,
+        labels: &state.labels,
+        text_features: &features,
+        int8: false,
+    };
+    let onnx = tmp.path().join("v.onnx");
+    write_all(&e, &onnx, true, "test").unwrap();
+    let (streaming, _) = safed::pipeline::load_model(Some(&onnx), SessionConfig::default()).unwrap();
+    assert_eq!(streaming.events(), Representation::Voxel, "safed renders what the model was trained on");
+    let mut full = SafeModel::load(&onnx, &SessionConfig::default()).unwrap();
+    assert_eq!(full.events, Representation::Voxel);
+
+    let mut worst = 0f32;
+    for (sample, p) in test.samples.iter().zip(&report.predictions) {
+        let Source::Recording(path) = &sample.source else { unreachable!() };
+        let shown = path.display().to_string();
+        let clip = read_clip(safed::events::open(&shown).unwrap().as_mut()).unwrap();
+        let images = clip.images(FrameWindow::Interval, Representation::Voxel, 8, &shown).unwrap();
+        let per = 3 * (size * size) as usize;
+        let (mut rgb, mut event) = (vec![0f32; 3 * per], vec![0f32; 3 * per]);
+        for (k, i) in evenly_spaced(images.rgb.len(), 3).into_iter().enumerate() {
+            image_to_chw(&images.rgb[i], size, full.mean, full.std, &mut rgb[k * per..(k + 1) * per]);
+            image_to_chw(&images.events[i], size, full.mean, full.std, &mut event[k * per..(k + 1) * per]);
+        }
+        let lp = full.classify(&rgb, &event).unwrap().remove(0);
+        for (a, b) in lp.iter().zip(&p.log_probs) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    assert!(worst < 1e-4, "log-probs differ by {worst}");
+
+    // A sample with only rendered frame folders cannot give voxel grids: said, not guessed.
+    let sample = test.samples[0].name.clone();
+    let Source::Recording(rec) = &test.samples[0].source else { unreachable!() };
+    std::fs::remove_file(rec).unwrap();
+    let err = Dataset::open_for(&data, "test", Representation::Voxel).unwrap_err();
+    assert!(format!("{err:#}").contains("voxel input needs the recorded events"), "{sample}: {err:#}");
 }

@@ -45,7 +45,7 @@ pub fn prepare(data: &Dataset, size: u32) -> Result<Vec<Prepared>> {
                 s.spawn(move || {
                     part.iter()
                         .map(|smp| {
-                            let img = load_sample(smp).with_context(|| format!("sample {}", smp.name))?;
+                            let img = load_sample(smp, data.events).with_context(|| format!("sample {}", smp.name))?;
                             anyhow::ensure!(
                                 !img.rgb.is_empty() && !img.events.is_empty(),
                                 "sample {}: no frames",

@@ -8,6 +8,10 @@
 //! - `<split>/<class>/<name>.aedat4`, or `<split>/<class>/<name>/<name>.aedat4` (recordings);
 //! - `<split>_label.txt` with lines `<path> <num_frames> <label>` (HARDVS), where `<path>` is a
 //!   sample folder (with `_aps`/`_dvs` folders, or `aps/` and `dvs/`) or a recording.
+//!
+//! With voxel grids as the event input ([`Representation::Voxel`]) every sample needs its
+//! recording: frame folders hold event images already rendered, which no voxel grid can be made
+//! from.
 
 pub mod batch;
 pub mod synth;
@@ -16,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use image::RgbImage;
-use safed::accumulate::{read_clip, FrameWindow};
+use safed::accumulate::{read_clip, FrameWindow, Representation};
 use safed::infer::preprocess::{frame_files, load_image};
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,8 @@ pub struct Dataset {
     pub split: String,
     pub labels: Vec<String>,
     pub samples: Vec<Sample>,
+    /// How recordings' event windows are rendered.
+    pub events: Representation,
 }
 
 fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -54,19 +60,28 @@ fn is_recording(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "aedat4" | "aedat" | "raw"))
 }
 
-/// What a sample folder or file holds.
-fn source_of(path: &Path) -> Result<Source> {
+/// What a sample folder or file holds: for the event image, its frame folders if it has them,
+/// else its recording; for voxel grids, its recording.
+fn source_of(path: &Path, events: Representation) -> Result<Source> {
     if path.is_file() {
         return Ok(Source::Recording(path.to_path_buf()));
     }
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let rec = path.join(format!("{name}.aedat4"));
+    if events == Representation::Voxel {
+        ensure!(
+            rec.is_file(),
+            "{}: voxel input needs the recorded events ({name}.aedat4); frame folders hold event images already rendered",
+            path.display()
+        );
+        return Ok(Source::Recording(rec));
+    }
     for (aps, dvs) in [(format!("{name}_aps"), format!("{name}_dvs")), ("aps".into(), "dvs".into())] {
         let (a, d) = (path.join(&aps), path.join(&dvs));
         if a.is_dir() && d.is_dir() {
             return Ok(Source::Frames { aps: a, dvs: d });
         }
     }
-    let rec = path.join(format!("{name}.aedat4"));
     if rec.is_file() {
         return Ok(Source::Recording(rec));
     }
@@ -74,7 +89,13 @@ fn source_of(path: &Path) -> Result<Source> {
 }
 
 impl Dataset {
+    /// A split, its samples read for the event image.
     pub fn open(root: &Path, split: &str) -> Result<Dataset> {
+        Self::open_for(root, split, Representation::Image)
+    }
+
+    /// A split, its samples read for `events` (voxel grids need every sample's recording).
+    pub fn open_for(root: &Path, split: &str, events: Representation) -> Result<Dataset> {
         let label_file = root.join(format!("{split}_label.txt"));
         let labels_path = root.join("labels.txt");
         let named = if labels_path.exists() { Some(crate::export::read_labels(&labels_path)?) } else { None };
@@ -82,8 +103,8 @@ impl Dataset {
             let labels = named.with_context(|| {
                 format!("{}: needs {} for the class names", label_file.display(), labels_path.display())
             })?;
-            let samples = Self::from_label_file(root, &label_file, labels.len())?;
-            return Ok(Dataset { root: root.into(), split: split.into(), labels, samples });
+            let samples = Self::from_label_file(root, &label_file, labels.len(), events)?;
+            return Ok(Dataset { root: root.into(), split: split.into(), labels, samples, events });
         }
         let split_dir = root.join(split);
         ensure!(split_dir.is_dir(), "{}: no {split}/ folder and no {split}_label.txt", root.display());
@@ -103,14 +124,14 @@ impl Dataset {
             entries.sort();
             for path in entries.into_iter().filter(|p| p.is_dir() || is_recording(p)) {
                 let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                samples.push(Sample { name: format!("{class}/{name}"), label, source: source_of(&path)? });
+                samples.push(Sample { name: format!("{class}/{name}"), label, source: source_of(&path, events)? });
             }
         }
         ensure!(!samples.is_empty(), "{}: no samples", split_dir.display());
-        Ok(Dataset { root: root.into(), split: split.into(), labels, samples })
+        Ok(Dataset { root: root.into(), split: split.into(), labels, samples, events })
     }
 
-    fn from_label_file(root: &Path, file: &Path, classes: usize) -> Result<Vec<Sample>> {
+    fn from_label_file(root: &Path, file: &Path, classes: usize, events: Representation) -> Result<Vec<Sample>> {
         let text = std::fs::read_to_string(file).with_context(|| format!("{}: cannot read", file.display()))?;
         let mut samples = Vec::new();
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -119,7 +140,7 @@ impl Dataset {
             let [path, _frames, label] = fields[..] else { bail!("{}: expected `<path> <num_frames> <label>`", at()) };
             let label: usize = label.parse().with_context(|| format!("{}: label {label:?} is not a number", at()))?;
             ensure!(label < classes, "{}: label {label} but only {classes} classes", at());
-            let source = source_of(&root.join(path)).with_context(at)?;
+            let source = source_of(&root.join(path), events).with_context(at)?;
             samples.push(Sample { name: path.to_string(), label, source });
         }
         ensure!(!samples.is_empty(), "{}: no samples", file.display());
@@ -140,9 +161,15 @@ pub struct SampleImages {
     pub events: Vec<RgbImage>,
 }
 
-pub fn load_sample(s: &Sample) -> Result<SampleImages> {
+/// A sample's images, its event windows rendered as `events`.
+pub fn load_sample(s: &Sample, events: Representation) -> Result<SampleImages> {
     match &s.source {
         Source::Frames { aps, dvs } => {
+            ensure!(
+                events == Representation::Image,
+                "{}: {events} input needs the recorded events, not rendered event images",
+                dvs.display()
+            );
             let load = |dir: &Path| -> Result<Vec<RgbImage>> {
                 frame_files(dir)?.iter().map(|p| Ok(load_image(p)?)).collect()
             };
@@ -153,7 +180,7 @@ pub fn load_sample(s: &Sample) -> Result<SampleImages> {
             let shown = path.display().to_string();
             let mut src = safed::events::open(&shown)?;
             let clip = read_clip(src.as_mut())?;
-            let images = clip.images(FrameWindow::Interval, 8, &shown)?;
+            let images = clip.images(FrameWindow::Interval, events, 8, &shown)?;
             Ok(SampleImages { rgb: images.rgb, events: images.events })
         }
     }
