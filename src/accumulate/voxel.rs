@@ -40,15 +40,16 @@ impl VoxelGrid {
     }
 
     /// A 3-bin grid as an image, bin k in colour channel k (early, middle, late): 128 where
-    /// nothing happened, 255 / 0 at the grid's largest net ON / OFF count. This is how the
-    /// voxel representation enters CLIP's 3-channel encoder; `None` unless bins == 3.
+    /// nothing happened, 255 / 0 from one net ON / OFF event on (saturating, as the event image
+    /// does: scaling by the grid's largest count instead let a few busy pixels fade every edge).
+    /// This is how the voxel representation enters CLIP's 3-channel encoder; `None` unless
+    /// bins == 3.
     pub fn to_rgb(&self) -> Option<image::RgbImage> {
         if self.bins != 3 {
             return None;
         }
         let plane = self.width * self.height;
-        let peak = self.data.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-        let level = |v: f32| (127.5 + 127.5 * (v / peak)).round().clamp(0.0, 255.0) as u8;
+        let level = |v: f32| (127.5 + 127.5 * v.clamp(-1.0, 1.0)).round() as u8;
         Some(image::RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {
             let at = y as usize * self.width + x as usize;
             image::Rgb([level(self.data[at]), level(self.data[plane + at]), level(self.data[2 * plane + at])])
@@ -71,6 +72,11 @@ mod tests {
         // Bins become channels: the pixel saw ON early, OFF in the middle, ON late.
         let img = g.to_rgb().unwrap();
         assert_eq!(img.get_pixel(1, 0).0, [255, 0, 255]);
+        // Half an event (between two bins) is half the swing; more than one saturates.
+        let ev2 = |t, p| Event { t, x: 0, y: 0, p };
+        let g = VoxelGrid::from_events(&[ev2(0, true), ev2(0, true), ev2(25, true), ev2(100, false)], 3, 1, 1);
+        assert_eq!(g.data, [2.5, 0.5, -1.0]);
+        assert_eq!(g.to_rgb().unwrap().get_pixel(0, 0).0, [255, 191, 0]);
         assert_eq!(img.get_pixel(0, 0).0, [128, 128, 128], "no events: the middle level");
         assert!(VoxelGrid::from_events(&[ev(0, true)], 4, 2, 1).to_rgb().is_none());
     }
