@@ -67,6 +67,13 @@ fn read_npy(path: &Path, per_sample: usize) -> Result<Vec<f32>> {
 
 pub fn run(args: Args) -> Result<()> {
     let mut model = SafeModel::load(&args.model, &args.session.config())?;
+    if args.event_dir.is_some() && model.events != crate::accumulate::Representation::Image {
+        tracing::warn!(
+            "{}: this model takes {} event images (safe.events): --event-dir must hold those, not the datasets' event images",
+            args.model.display(),
+            model.events
+        );
+    }
     let per_sample = model.frames * model.image_len();
     let (rgb, event) = match (&args.rgb_tensor, &args.event_tensor, &args.rgb_dir, &args.event_dir) {
         (Some(r), Some(e), _, _) => (read_npy(r, per_sample)?, read_npy(e, per_sample)?),

@@ -106,7 +106,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some((r, cap)) = video {
         r.spawn(cap, link.clone())?;
     }
-    let mut sink = match &args.output {
+    let sink = match &args.output {
         Some(p) => JsonlSink::file(p).with_context(|| format!("creating {}", p.display()))?,
         None => JsonlSink::stdout(),
     };
@@ -115,7 +115,7 @@ pub fn run(args: Args) -> Result<()> {
     // A progress line on a terminal (indicatif draws nothing when stderr is not one).
     let bar = indicatif::ProgressBar::new_spinner();
     let mut last = std::time::Instant::now();
-    pipeline.run(&mut sink, |p| {
+    pipeline.run(sink, |p| {
         if last.elapsed() >= Duration::from_millis(100) {
             last = std::time::Instant::now();
             let t = p.totals();

@@ -59,7 +59,7 @@ pub fn run(args: Args) -> Result<()> {
     // Every source is opened now, so that a bad file, server or camera fails before READY.
     let streams: Vec<OpenStream> =
         cfg.streams().iter().map(|s| OpenStream::open(s, &cfg, mode)).collect::<Result<_>>()?;
-    let mut sink = JsonlSink::open(&cfg.output.jsonl).with_context(|| format!("output.jsonl: {}", cfg.output.jsonl))?;
+    let sink = JsonlSink::open(&cfg.output.jsonl).with_context(|| format!("output.jsonl: {}", cfg.output.jsonl))?;
     let mut links = Vec::new();
     let mut captures = Vec::new();
     let mut names = Vec::new();
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     processing.store(true, Ordering::Relaxed);
     notifier.ready(&format!("model {model_name}, source {sources}"));
     tracing::info!("ready: model {model_name}, source {sources}");
-    let result = pipeline.run(&mut sink, |_| notifier.tick());
+    let result = pipeline.run(sink, |_| notifier.tick());
     notifier.stopping();
     stop.store(true, Ordering::Relaxed);
     // A capture thread sees the stop within 50 ms (file) or its read timeout (network); do not
@@ -95,16 +95,17 @@ pub fn run(args: Args) -> Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
     let ended = result?;
-    for (name, c, dropped) in pipeline.stream_counts() {
+    for (name, c) in pipeline.stream_counts() {
         tracing::info!(
-            "stopped ({ended:?}): {name}: {} events, {} frames, {} recognitions, {dropped} dropped",
+            "stopped ({ended:?}): {name}: {} events, {} frames, {} recognitions, {} dropped",
             c.events,
             c.frames,
             c.recognitions,
+            c.ring_dropped,
         );
     }
     if ended == Ended::SourceEnded {
-        if let Some(err) = pipeline.stream_errors().next() {
+        if let Some(err) = pipeline.stream_errors().into_iter().next() {
             bail!("{err}");
         }
     }

@@ -13,11 +13,31 @@ use image::RgbImage;
 
 use super::model::{ModelError, SafeModel};
 use super::preprocess::image_to_chw;
+use crate::accumulate::Representation;
 
 pub struct StreamingModel {
     pub encoder: SafeModel,
     pub fusion: SafeModel,
     input: Vec<f32>,
+}
+
+/// The encoder's input: how images become its tensors.
+#[derive(Debug, Clone, Copy)]
+pub struct InputSpec {
+    pub size: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// How event windows are rendered.
+    pub events: Representation,
+}
+
+impl InputSpec {
+    /// `img` resized to S x S and normalised, channel-first.
+    pub fn tensor(&self, img: &RgbImage) -> Vec<f32> {
+        let mut out = vec![0f32; 3 * (self.size * self.size) as usize];
+        image_to_chw(img, self.size, self.mean, self.std, &mut out);
+        out
+    }
 }
 
 /// Time spent per stage on one batch.
@@ -64,29 +84,38 @@ impl StreamingModel {
         self.encoder.events
     }
 
-    /// Encodes `pairs` (RGB image, event image), from any streams, in one encoder call of 2 x
-    /// pairs images.
+    /// What the encoder takes: image size, normalisation, event representation.
+    pub fn input(&self) -> InputSpec {
+        let e = &self.encoder;
+        InputSpec { size: e.image_size as u32, mean: e.mean, std: e.std, events: e.events }
+    }
+
+    /// Encodes `pairs` (RGB tensor, event tensor; each normalised [3, S, S] as
+    /// [`InputSpec::tensor`] makes them), from any streams, in one encoder call of 2 x pairs
+    /// images.
     pub fn encode(
         &mut self,
-        pairs: &[(&RgbImage, &RgbImage)],
+        pairs: &[(&[f32], &[f32])],
         times: &mut StageTimes,
     ) -> Result<Vec<PairTokens>, ModelError> {
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
-        let t0 = Instant::now();
-        let (s, len) = (self.encoder.image_size as u32, self.encoder.image_len());
-        let (mean, std) = (self.encoder.mean, self.encoder.std);
-        self.input.resize(2 * len * pairs.len(), 0.0);
-        for ((rgb, events), out) in pairs.iter().zip(self.input.chunks_exact_mut(2 * len)) {
-            let (r, e) = out.split_at_mut(len);
-            image_to_chw(rgb, s, mean, std, r);
-            image_to_chw(events, s, mean, std, e);
+        let len = self.encoder.image_len();
+        if let Some((r, e)) = pairs.iter().find(|(r, e)| r.len() != len || e.len() != len) {
+            return Err(ModelError::Contract {
+                path: "input".into(),
+                what: format!("tensors of {} and {} values; the encoder takes {len}", r.len(), e.len()),
+            });
         }
-        let t1 = Instant::now();
+        let t0 = Instant::now();
+        self.input.clear();
+        for (r, e) in pairs {
+            self.input.extend_from_slice(r);
+            self.input.extend_from_slice(e);
+        }
         let tokens = self.encoder.encode(&self.input)?;
-        times.preprocess += t1 - t0;
-        times.encode += t1.elapsed();
+        times.encode += t0.elapsed();
         let per = tokens.len() / (2 * pairs.len());
         Ok(tokens
             .chunks_exact(2 * per)

@@ -1,28 +1,70 @@
-//! The processing stage: items off each stream's capture queue -> frame/window pairs ->
-//! streaming inference -> JSON lines, with per-stage latency recorded. Shared by `safed run`
-//! (one or more streams) and `safed replay` (one).
+//! The processing stages after the capture queues, joined by bounded crossbeam channels:
 //!
-//! Streams share one model: the pairs that are ready across streams are encoded in one encoder
-//! call and the recognitions that are due in one fusion call, up to `batch.max_pairs` pairs; with
-//! `batch.wait`, a ready pair waits that long for others to fill the batch.
+//! - accumulate (one thread per stream, [`accumulate`]): frame/window pairs, rendered and
+//!   preprocessed into tensors;
+//! - inference (the thread that calls [`Pipeline::run`]): streaming split-graph inference, the
+//!   pairs ready across streams encoded in one encoder call and the recognitions due fused in one
+//!   fusion call, up to `batch.max_pairs` pairs (with `batch.wait`, a ready pair waits that long
+//!   for others to fill the batch);
+//! - output (one thread, [`output`]): JSON lines.
+//!
+//! Shared by `safed run` (one or more streams) and `safed replay` (one).
 
-mod stream;
+mod accumulate;
+mod output;
+mod recognise;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, TryRecvError};
 
 use crate::accumulate::WindowMode;
 use crate::capture::CaptureLink;
 use crate::infer::stream_cache::{StageTimes, StreamingModel};
 use crate::report::{Report, Stages};
 use crate::sink::{JsonlSink, Latency, Metrics, Recognition, Scored};
-pub use stream::{Counts, StreamOptions};
-use stream::{Due, Stream, Work};
+use accumulate::{Accumulator, Work};
+pub use accumulate::{StreamOptions, StreamStats};
+use output::{Outgoing, Output};
+use recognise::{Due, StreamState};
 
 /// How long a stop may spend processing what is already queued: SIGTERM must end the
 /// process within 2 s.
 const DRAIN_BUDGET: Duration = Duration::from_millis(1000);
+/// A stage thread silent for this long is stalled, and the watchdog is no longer fed.
+const STALL: Duration = Duration::from_secs(2);
+/// Pairs waiting between the accumulate and inference stages, per stream.
+const PAIRS_PER_STREAM: usize = 4;
+
+/// A stage thread's last sign of life, for the watchdog.
+#[derive(Clone, Default)]
+pub struct Heartbeat(Arc<AtomicU64>);
+
+impl Heartbeat {
+    const DONE: u64 = u64::MAX;
+
+    fn now_ms() -> u64 {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    pub fn beat(&self) {
+        self.0.store(Self::now_ms(), Ordering::Relaxed);
+    }
+
+    /// The thread ended on purpose: not a stall.
+    pub fn done(&self) {
+        self.0.store(Self::DONE, Ordering::Relaxed);
+    }
+
+    fn stalled(&self) -> bool {
+        let last = self.0.load(Ordering::Relaxed);
+        last != Self::DONE && Self::now_ms().saturating_sub(last) > STALL.as_millis() as u64
+    }
+}
 
 /// How streams share inference calls.
 #[derive(Debug, Clone, Copy)]
@@ -48,15 +90,35 @@ pub enum Ended {
     Stopped,
 }
 
+/// Pairs (not resets) in a work list.
+fn pairs(work: &[Work]) -> usize {
+    work.iter().filter(|w| matches!(w, Work::Pair(..))).count()
+}
+
+/// A stream's counts for the report.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub events: u64,
+    pub frames: u64,
+    pub pairs: u64,
+    pub recognitions: u64,
+    pub ring_dropped: u64,
+    pub window_dropped: u64,
+    pub labels: std::collections::BTreeMap<String, u64>,
+}
+
 pub struct Pipeline {
     pub model: StreamingModel,
-    streams: Vec<Stream>,
+    streams: Vec<StreamState>,
+    /// The accumulate stages, until `run` starts them.
+    accumulators: Vec<Accumulator>,
+    links: Vec<CaptureLink>,
+    /// Where each stream's events come from (for messages).
+    sources: Vec<String>,
+    stats: Vec<Arc<StreamStats>>,
+    heartbeats: Vec<Heartbeat>,
     batching: Batching,
     top_k: usize,
-    /// Work taken off the queues and not yet processed, in arrival order per stream.
-    ready: Vec<Work>,
-    /// When the oldest ready pair was taken.
-    ready_since: Option<Instant>,
     pub stages: Stages,
     /// End-to-end latency of every recognition, ms (replay plots it; run does not keep it).
     pub latencies_ms: Vec<f64>,
@@ -68,20 +130,33 @@ pub struct Pipeline {
 impl Pipeline {
     /// One stream per (options, capture link); all links share one stop flag.
     pub fn new(model: StreamingModel, streams: Vec<(StreamOptions, CaptureLink)>, top_k: usize) -> Self {
-        let (frames, events) = (model.frames(), model.events());
-        Pipeline {
+        let (frames, input) = (model.frames(), model.input());
+        let mut p = Pipeline {
             model,
-            streams: streams.into_iter().map(|(o, l)| Stream::new(o, l, frames, events)).collect(),
+            streams: Vec::new(),
+            accumulators: Vec::new(),
+            links: Vec::new(),
+            sources: Vec::new(),
+            stats: Vec::new(),
+            heartbeats: Vec::new(),
             batching: Batching::default(),
             top_k,
-            ready: Vec::new(),
-            ready_since: None,
             stages: Stages::default(),
             latencies_ms: Vec::new(),
             keep_latencies: false,
             metrics: None,
             started: Instant::now(),
+        };
+        for (me, (opts, link)) in streams.into_iter().enumerate() {
+            p.streams.push(StreamState::new(opts.name.clone(), opts.has_frames, opts.hop, frames));
+            p.links.push(link.clone());
+            p.sources.push(opts.source.clone());
+            let (stats, heartbeat) = (Arc::new(StreamStats::default()), Heartbeat::default());
+            p.stats.push(stats.clone());
+            p.heartbeats.push(heartbeat.clone());
+            p.accumulators.push(Accumulator { me, opts, link, input, stats, counters: None, heartbeat });
         }
+        p
     }
 
     pub fn with_batching(mut self, batching: Batching) -> Self {
@@ -91,115 +166,168 @@ impl Pipeline {
 
     /// Exports counters and histograms to a Prometheus endpoint.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        for s in &mut self.streams {
-            s.counters = Some(metrics.stream(&s.opts.name));
+        for (s, a) in self.streams.iter_mut().zip(&mut self.accumulators) {
+            let counters = metrics.stream(&s.name);
+            s.counters = Some(counters.clone());
+            a.counters = Some(counters);
         }
         self.metrics = Some(metrics);
         self
     }
 
+    /// Each stream's name and counts.
+    pub fn stream_counts(&self) -> Vec<(String, Counts)> {
+        (0..self.streams.len()).map(|i| (self.streams[i].name.clone(), self.counts(i))).collect()
+    }
+
+    fn counts(&self, i: usize) -> Counts {
+        let (s, st) = (&self.streams[i], &self.stats[i]);
+        Counts {
+            events: st.events.load(Ordering::Relaxed),
+            frames: st.frames.load(Ordering::Relaxed),
+            pairs: st.pairs.load(Ordering::Relaxed),
+            recognitions: s.recognitions,
+            ring_dropped: self.links[i].ring.dropped(),
+            window_dropped: st.window_dropped.load(Ordering::Relaxed),
+            labels: s.labels.clone(),
+        }
+    }
+
     /// Counts summed over the streams.
     pub fn totals(&self) -> Counts {
         let mut t = Counts::default();
-        for c in self.streams.iter().map(|s| &s.counts) {
+        for i in 0..self.streams.len() {
+            let c = self.counts(i);
             t.events += c.events;
             t.frames += c.frames;
             t.pairs += c.pairs;
             t.recognitions += c.recognitions;
-            for (label, n) in &c.labels {
-                *t.labels.entry(label.clone()).or_insert(0) += n;
+            t.ring_dropped += c.ring_dropped;
+            t.window_dropped += c.window_dropped;
+            for (label, n) in c.labels {
+                *t.labels.entry(label).or_insert(0) += n;
             }
         }
         t
     }
 
-    fn stop_requested(&self) -> bool {
-        self.streams.iter().any(|s| s.link.stopped())
+    /// The capture errors that ended streams, as "SOURCE: ERROR".
+    pub fn stream_errors(&self) -> Vec<String> {
+        let errors = self.links.iter().zip(&self.sources);
+        errors.filter_map(|(l, source)| Some(format!("{source}: {}", l.status.error()?))).collect()
     }
 
-    /// Processes until every source has ended and is drained, or a stop is requested. `tick`
-    /// runs once per loop turn: the service's watchdog pings from here, so a stalled loop is
-    /// seen, and replay's progress line reads the counts.
-    pub fn run(&mut self, sink: &mut JsonlSink, mut tick: impl FnMut(&Self)) -> Result<Ended> {
+    fn stop_requested(&self) -> bool {
+        self.links.iter().any(|l| l.stopped())
+    }
+
+    /// Starts the accumulate and output stages and runs inference on this thread until every
+    /// source has ended and is drained, or a stop is requested. `tick` runs once per turn of the
+    /// inference loop, and only while no stage is stalled: the service's watchdog pings from
+    /// here, so a stall anywhere is seen. Replay's progress line reads the counts.
+    pub fn run(&mut self, sink: JsonlSink, mut tick: impl FnMut(&Self)) -> Result<Ended> {
         self.started = Instant::now();
-        let mut first = 0;
+        let (tx, rx) = bounded((self.streams.len() * PAIRS_PER_STREAM).max(self.batching.max_pairs));
+        let mut threads = Vec::new();
+        for a in self.accumulators.drain(..) {
+            a.heartbeat.beat();
+            threads.push(a.spawn(tx.clone())?);
+        }
+        drop(tx);
+        let output = Output::spawn(sink, self.metrics.clone(), self.keep_latencies)?;
+        let result = self.infer(&rx, &output, &mut tick);
+        // An accumulate stage waiting to send sees the channel close.
+        drop(rx);
+        let written = output.finish(Instant::now() + Duration::from_millis(300));
+        let until = Instant::now() + Duration::from_millis(200);
+        while !threads.iter().all(|t| t.is_finished()) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let written = written?;
+        self.stages.total = written.total;
+        self.latencies_ms = written.latencies_ms;
+        result
+    }
+
+    fn infer(&mut self, rx: &Receiver<Work>, output: &Output, tick: &mut impl FnMut(&Self)) -> Result<Ended> {
+        let mut ready: Vec<Work> = Vec::new();
+        let mut since: Option<Instant> = None;
+        let mut deadline: Option<Instant> = None;
+        let mut closed = false;
+        let mut warned = false;
         loop {
-            tick(self);
-            if self.stop_requested() {
-                self.drain(sink, Instant::now() + DRAIN_BUDGET)?;
+            match self.heartbeats.iter().position(Heartbeat::stalled) {
+                None => tick(self),
+                Some(i) if !warned => {
+                    tracing::warn!("{}: the accumulate stage stalled; the watchdog is not fed", self.streams[i].name);
+                    warned = true;
+                }
+                Some(_) => {}
+            }
+            if deadline.is_none() && self.stop_requested() {
+                deadline = Some(Instant::now() + DRAIN_BUDGET);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(Ended::Stopped);
             }
-            // Round robin, starting one further each turn.
-            let n = self.streams.len();
-            let mut took = false;
-            for k in 0..n {
-                let i = (first + k) % n;
-                took |= self.streams[i].poll(i, &mut self.ready);
+            if !closed && pairs(&ready) < self.batching.max_pairs {
+                closed = self.gather(rx, &mut ready, since);
             }
-            first = (first + 1) % n.max(1);
-            let ended = self.streams.iter().all(|s| s.ended);
-            if !self.ready.is_empty() {
-                let since = *self.ready_since.get_or_insert_with(Instant::now);
-                let pairs = self.ready.iter().filter(|w| matches!(w, Work::Pair(..))).count();
-                if ended || pairs >= self.batching.max_pairs || since.elapsed() >= self.batching.wait {
-                    self.process_ready(sink, None)?;
-                    continue;
+            if !ready.is_empty() {
+                let t = *since.get_or_insert_with(Instant::now);
+                let full = pairs(&ready) >= self.batching.max_pairs;
+                if closed || full || deadline.is_some() || t.elapsed() >= self.batching.wait {
+                    since = None;
+                    if !self.process_batch(std::mem::take(&mut ready), output, deadline)? {
+                        // The output stage failed (its error comes from `finish`) or gave up.
+                        return Ok(Ended::Stopped);
+                    }
                 }
             }
-            if ended {
-                return Ok(Ended::SourceEnded);
-            }
-            if !took {
-                std::thread::sleep(Duration::from_micros(500));
+            if closed && ready.is_empty() {
+                return Ok(if deadline.is_some() { Ended::Stopped } else { Ended::SourceEnded });
             }
         }
     }
 
-    /// On stop: every stream's queued work (until `deadline`), then the frames still waiting.
-    fn drain(&mut self, sink: &mut JsonlSink, deadline: Instant) -> Result<()> {
-        for (i, s) in self.streams.iter_mut().enumerate() {
-            s.drain(i, &mut self.ready, deadline);
+    /// Takes what the accumulate stages sent, up to a batch: waits for the first item (at most
+    /// 50 ms, so the loop turns for the watchdog; or what is left of the batch wait), then takes
+    /// what else is there. True when every accumulate stage has ended.
+    fn gather(&self, rx: &Receiver<Work>, ready: &mut Vec<Work>, since: Option<Instant>) -> bool {
+        let wait = match since {
+            None => Duration::from_millis(50),
+            Some(t) => (t + self.batching.wait).saturating_duration_since(Instant::now()),
+        };
+        match rx.recv_timeout(wait) {
+            Ok(w) => ready.push(w),
+            Err(RecvTimeoutError::Timeout) => return false,
+            Err(RecvTimeoutError::Disconnected) => return true,
         }
-        self.process_ready(sink, Some(deadline))
-    }
-
-    /// Processes the ready work in batches of at most `max_pairs` pairs (until `deadline`).
-    fn process_ready(&mut self, sink: &mut JsonlSink, deadline: Option<Instant>) -> Result<()> {
-        let mut work = std::mem::take(&mut self.ready);
-        self.ready_since = None;
-        while !work.is_empty() {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
+        while pairs(ready) < self.batching.max_pairs {
+            match rx.try_recv() {
+                Ok(w) => ready.push(w),
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => return true,
             }
-            let mut pairs = 0;
-            let cut = work
-                .iter()
-                .position(|w| {
-                    pairs += matches!(w, Work::Pair(..)) as usize;
-                    pairs > self.batching.max_pairs
-                })
-                .unwrap_or(work.len());
-            let rest = work.split_off(cut);
-            self.process_batch(work, sink)?;
-            work = rest;
         }
-        Ok(())
+        false
     }
 
     /// One encoder call for every pair of `work`, one fusion call for every recognition due.
-    fn process_batch(&mut self, work: Vec<Work>, sink: &mut JsonlSink) -> Result<()> {
+    /// False when the output stage no longer takes lines.
+    fn process_batch(&mut self, work: Vec<Work>, output: &Output, deadline: Option<Instant>) -> Result<bool> {
         let dequeued = Instant::now();
         let mut times = StageTimes::default();
-        let images: Vec<_> = work
+        let tensors: Vec<(&[f32], &[f32])> = work
             .iter()
             .filter_map(|w| match w {
-                Work::Pair(_, p) => Some((&p.rgb, &p.events)),
+                Work::Pair(_, p) => Some((p.rgb.as_slice(), p.events.as_slice())),
                 Work::Reset(_) => None,
             })
             .collect();
-        let batch = images.len();
-        let mut encoded = self.model.encode(&images, &mut times)?.into_iter();
-        drop(images);
+        let batch = tensors.len();
+        let mut encoded = self.model.encode(&tensors, &mut times)?.into_iter();
+        drop(tensors);
         let (mut due, mut inputs) = (Vec::new(), Vec::new());
         for w in work {
             match w {
@@ -219,26 +347,23 @@ impl Pipeline {
                 m.batch_pairs.observe(batch as f64);
             }
         }
+        let give_up = || deadline.is_some_and(|d| Instant::now() >= d);
         for (d, lp) in due.iter().zip(log_probs) {
-            self.emit(d, &lp, batch, dequeued, &times, sink)?;
+            let out = self.recognition(d, &lp, batch, dequeued, &times);
+            if !output.send(out, give_up) {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn emit(
-        &mut self,
-        d: &Due,
-        log_probs: &[f32],
-        batch: usize,
-        dequeued: Instant,
-        times: &StageTimes,
-        sink: &mut JsonlSink,
-    ) -> Result<()> {
+    /// The line for one recognition (its end-to-end latency is filled in when written).
+    fn recognition(&mut self, d: &Due, log_probs: &[f32], batch: usize, dequeued: Instant, t: &StageTimes) -> Outgoing {
         let top = self.model.fusion.top(log_probs, self.top_k);
         let stream = &mut self.streams[d.stream];
-        stream.counts.recognitions += 1;
+        stream.recognitions += 1;
         if let Some((label, _)) = top.first() {
-            *stream.counts.labels.entry(label.clone()).or_insert(0) += 1;
+            *stream.labels.entry(label.clone()).or_insert(0) += 1;
         }
         if let Some(c) = &stream.counters {
             c.recognitions.inc();
@@ -246,58 +371,35 @@ impl Pipeline {
         // Milliseconds to the microsecond.
         let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
         let queue = dequeued.saturating_duration_since(d.arrived);
-        let mut rec = Recognition {
-            stream: stream.opts.name.clone(),
-            seq: stream.counts.recognitions,
+        let rec = Recognition {
+            stream: stream.name.clone(),
+            seq: stream.recognitions,
             t_start: d.t_start,
             t_end: d.t_end,
             frames: d.frames,
             events: d.events,
-            rgb: if stream.opts.has_frames { "frames" } else { "events" },
+            rgb: stream.rgb,
             batch,
             top: top.into_iter().map(|(label, lp)| Scored { label, p: lp.exp() }).collect(),
             latency_ms: Latency {
                 queue: ms(queue),
-                preprocess: ms(times.preprocess),
-                encode: ms(times.encode),
-                fuse: ms(times.fuse),
+                preprocess: ms(d.preprocess),
+                encode: ms(t.encode),
+                fuse: ms(t.fuse),
                 total: 0.0,
             },
         };
-        let total = d.arrived.elapsed();
-        rec.latency_ms.total = ms(total);
-        sink.write(&rec)?;
         self.stages.queue.record(queue);
-        self.stages.preprocess.record(times.preprocess);
-        self.stages.encode.record(times.encode);
-        self.stages.fuse.record(times.fuse);
-        self.stages.total.record(total);
-        if self.keep_latencies {
-            self.latencies_ms.push(total.as_secs_f64() * 1e3);
-        }
+        self.stages.preprocess.record(d.preprocess);
+        self.stages.encode.record(t.encode);
+        self.stages.fuse.record(t.fuse);
         if let Some(m) = &self.metrics {
-            for (stage, d) in [
-                ("queue", queue),
-                ("preprocess", times.preprocess),
-                ("encode", times.encode),
-                ("fuse", times.fuse),
-                ("end_to_end", total),
-            ] {
-                m.stage(stage).observe(d.as_secs_f64());
+            for (stage, v) in [("queue", queue), ("preprocess", d.preprocess), ("encode", t.encode), ("fuse", t.fuse)] {
+                m.stage(stage).observe(v.as_secs_f64());
             }
-            m.inference_seconds.observe((times.encode + times.fuse).as_secs_f64());
+            m.inference_seconds.observe((t.encode + t.fuse).as_secs_f64());
         }
-        Ok(())
-    }
-
-    /// Names of the streams, with their counts.
-    pub fn stream_counts(&self) -> impl Iterator<Item = (&str, &Counts, u64)> {
-        self.streams.iter().map(|s| (s.opts.name.as_str(), &s.counts, s.link.ring.dropped()))
-    }
-
-    /// The capture errors that ended streams, as "SOURCE: ERROR".
-    pub fn stream_errors(&self) -> impl Iterator<Item = String> + '_ {
-        self.streams.iter().filter_map(|s| Some(format!("{}: {}", s.opts.source, s.link.status.error()?)))
+        Outgoing { rec, arrived: d.arrived }
     }
 
     pub fn report(&self, source: &str, model: &str) -> Report {
@@ -313,8 +415,8 @@ impl Pipeline {
             recognitions: t.recognitions,
             events_per_second: t.events as f64 / seconds.max(1e-9),
             recognitions_per_second: t.recognitions as f64 / seconds.max(1e-9),
-            ring_dropped: self.streams.iter().map(|s| s.link.ring.dropped()).sum(),
-            window_dropped: self.streams.iter().map(|s| s.window_dropped()).sum(),
+            ring_dropped: t.ring_dropped,
+            window_dropped: t.window_dropped,
             labels: t.labels,
             latency_ms: self.stages.report(),
         }
