@@ -36,8 +36,11 @@ use recognise::{Due, StreamState};
 const DRAIN_BUDGET: Duration = Duration::from_millis(1000);
 /// A stage thread silent for this long is stalled, and the watchdog is no longer fed.
 const STALL: Duration = Duration::from_secs(2);
-/// Pairs waiting between the accumulate and inference stages, per stream.
-const PAIRS_PER_STREAM: usize = 4;
+/// Pairs waiting between the accumulate and inference stages, per stream (at least a batch).
+/// One: under overload a pair waits in this FIFO for every pair ahead of it, while the capture
+/// queue before it drops the oldest and stays fresh (4 per stream added ~20 ms end to end with
+/// 4 streams, and no throughput).
+const PAIRS_PER_STREAM: usize = 1;
 
 /// A stage thread's last sign of life, for the watchdog.
 #[derive(Clone, Default)]
