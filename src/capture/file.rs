@@ -27,6 +27,7 @@ pub fn spawn(
     opts: ReplayOptions,
     link: CaptureLink,
 ) -> std::io::Result<JoinHandle<()>> {
+    link.status.enter();
     std::thread::Builder::new().name("capture-file".into()).spawn(move || {
         let result = replay(first, &mut reopen, &opts, &link);
         link.status.finish(result.err().map(|e| e.to_string()));

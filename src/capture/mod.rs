@@ -5,7 +5,7 @@ pub mod file;
 pub mod net;
 pub mod rgb;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -27,23 +27,33 @@ pub enum Item {
     Reset,
 }
 
-/// A capture thread's end state, shared with the consumer: `done` is set after the last push.
+/// The capture threads' end state, shared with the consumer: a stream is done when every
+/// thread feeding it (events, and a video file's frames) has finished, after its last push.
 #[derive(Debug, Default)]
 pub struct CaptureStatus {
-    done: AtomicBool,
+    started: AtomicBool,
+    running: AtomicUsize,
     error: Mutex<Option<String>>,
 }
 
 impl CaptureStatus {
+    /// A capture thread is about to start (called before it is spawned, so the consumer never
+    /// sees "done" while one is still to come).
+    pub fn enter(&self) {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// A capture thread has pushed its last item; `error` (the first one kept) is why it ended.
     pub fn finish(&self, error: Option<String>) {
-        if let Ok(mut e) = self.error.lock() {
-            *e = error;
+        if let (Some(e), Ok(mut slot)) = (error, self.error.lock()) {
+            slot.get_or_insert(e);
         }
-        self.done.store(true, Ordering::Release);
+        self.running.fetch_sub(1, Ordering::AcqRel);
     }
 
     pub fn is_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
+        self.started.load(Ordering::Acquire) && self.running.load(Ordering::Acquire) == 0
     }
 
     pub fn error(&self) -> Option<String> {
@@ -198,5 +208,25 @@ impl Pacer {
         let (wall, first) = *self.zero.get_or_insert((Instant::now(), t));
         let ahead = std::time::Duration::from_secs_f64(((t - first) as f64 / 1e6 / speed).max(0.0));
         link.sleep_until(wall + ahead);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A video file's frames may still be coming when the event file has ended: the stream is
+    /// done only when both threads are.
+    #[test]
+    fn a_stream_is_done_when_every_capture_thread_is() {
+        let s = CaptureStatus::default();
+        assert!(!s.is_done(), "nothing started yet");
+        s.enter();
+        s.enter();
+        s.finish(Some("events: bad packet".into()));
+        assert!(!s.is_done(), "the RGB thread is still running");
+        s.finish(None);
+        assert!(s.is_done());
+        assert_eq!(s.error().as_deref(), Some("events: bad packet"), "a later clean end keeps the error");
     }
 }

@@ -23,6 +23,7 @@ pub fn spawn(
     forward_frames: bool,
     link: CaptureLink,
 ) -> std::io::Result<JoinHandle<()>> {
+    link.status.enter();
     std::thread::Builder::new().name("capture-net".into()).spawn(move || {
         let mut source = Some(first);
         let mut delay = cfg.reconnect_initial;

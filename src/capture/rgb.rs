@@ -58,13 +58,14 @@ impl RgbSpec {
     }
 
     pub fn spawn(self, cap: videoio::VideoCapture, link: CaptureLink) -> std::io::Result<JoinHandle<()>> {
+        link.status.enter();
         std::thread::Builder::new().name("capture-rgb".into()).spawn(move || {
             let result = self.run(cap, &link.first_event_t.clone(), &link);
+            // An RGB error is logged: no more frames come.
             if let Err(e) = &result {
                 tracing::error!("{e}");
             }
-            // Only the event capture ends the stream; an RGB error is logged and counted.
-            let _ = result;
+            link.status.finish(None);
         })
     }
 
