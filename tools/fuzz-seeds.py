@@ -30,6 +30,7 @@ def seeds():
         if path.suffix == ".aedat4":
             yield "aedat4", path.name, data[14:]
             yield "aedat4_stream", path.name, data[14:]
+            yield "aedat4_file", path.name, data[14:]
         elif path.suffix == ".raw":
             body = after_header(data, b"%")
             yield ("evt3" if b"evt 3.0" in data[:200] else "evt2"), path.name, body

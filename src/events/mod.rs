@@ -42,6 +42,22 @@ pub fn fuzz_drain(bytes: Vec<u8>) {
     }
 }
 
+/// For the fuzz targets: an AEDAT4 file on disk, read by the positioned path (workers `pread`
+/// packet bodies by the offsets the framer found), which in-memory bytes never reach. The bytes
+/// go to one scratch file per process, rewritten for each input.
+#[doc(hidden)]
+pub fn fuzz_drain_file(bytes: &[u8]) {
+    let path = std::env::temp_dir().join(format!("safed-fuzz-{}.aedat4", std::process::id()));
+    if std::fs::write(&path, bytes).is_err() {
+        return;
+    }
+    let Ok(file) = std::fs::File::open(&path) else { return };
+    let name = path.display().to_string();
+    if let Ok(mut source) = aedat4::Aedat4Source::open_path(std::io::BufReader::new(file), &name, 2) {
+        while let Ok(Some(_)) = source.next_packet() {}
+    }
+}
+
 /// For the fuzz targets: the live-stream framing (no magic line) over in-memory bytes.
 #[doc(hidden)]
 pub fn fuzz_drain_stream(bytes: Vec<u8>) {
