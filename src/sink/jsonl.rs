@@ -14,9 +14,10 @@ pub struct Scored {
 /// Milliseconds per stage for one recognition.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Latency {
-    /// Arrival of the last input this recognition needed -> taken off the queue.
+    /// Arrival of the last input this recognition needed -> taken by the inference stage (the
+    /// capture queue, pairing, rendering and preprocessing, and the hand-over).
     pub queue: f64,
-    /// Event image and RGB frame into tensors.
+    /// The newest pair's event image and RGB frame into tensors (part of `queue`).
     pub preprocess: f64,
     pub encode: f64,
     pub fuse: f64,
