@@ -64,8 +64,12 @@ impl Heartbeat {
     }
 
     fn stalled(&self) -> bool {
+        self.stalled_at(Self::now_ms())
+    }
+
+    fn stalled_at(&self, now_ms: u64) -> bool {
         let last = self.0.load(Ordering::Relaxed);
-        last != Self::DONE && Self::now_ms().saturating_sub(last) > STALL.as_millis() as u64
+        last != Self::DONE && now_ms.saturating_sub(last) > STALL.as_millis() as u64
     }
 }
 
@@ -466,5 +470,20 @@ pub fn effective_mode(mode: WindowMode, has_frames: bool, time_us: i64, source: 
             WindowMode::Time { us: time_us }
         }
         (_, m) => m,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silent_stage_is_stalled_and_a_finished_one_is_not() {
+        let h = Heartbeat::default();
+        h.0.store(1_000, Ordering::Relaxed);
+        assert!(!h.stalled_at(2_500), "1.5 s of silence is within the 2 s allowed");
+        assert!(h.stalled_at(3_500));
+        h.done();
+        assert!(!h.stalled_at(1_000_000), "a stage that ended on purpose is not a stall");
     }
 }
