@@ -77,7 +77,7 @@ pub fn run(args: Args) -> Result<()> {
         idle_timeout: Duration::from_secs(2),
         forward_frames: args.video.is_none(),
     };
-    let opened = spec.open().with_context(|| format!("opening {}", spec.events))?;
+    let opened = spec.open()?;
     let video = match &args.video {
         Some(v) => {
             let r = RgbSpec { source: v.display().to_string(), speed, looping: false };

@@ -133,7 +133,7 @@ impl OpenStream {
             idle_timeout: Duration::from_millis(s.idle_timeout_ms),
             forward_frames: settings.rgb.is_empty(),
         };
-        let opened = spec.open().with_context(|| format!("{}: opening {}", s.name, spec.events))?;
+        let opened = spec.open().with_context(|| format!("stream {}", s.name))?;
         let rgb = if settings.rgb.is_empty() {
             None
         } else {

@@ -27,13 +27,10 @@ pub enum EventError {
     #[error("{input}: {what}")]
     Unsupported { input: String, what: String },
 
+    // The message carries the OS error, so it is not also a `source` (anyhow's `{:#}` would
+    // print it twice).
     #[error("{input}: at byte {offset}: {err}")]
-    Io {
-        input: String,
-        offset: u64,
-        #[source]
-        err: io::Error,
-    },
+    Io { input: String, offset: u64, err: io::Error },
 }
 
 /// A cursor's view of where we are in an input: carried by every decoder so that each error can
