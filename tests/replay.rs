@@ -61,6 +61,12 @@ fn bad_inputs_fail_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("/nonexistent/model.encoder.onnx"), "{err}");
 
+    // Said once: the file, the offset, the OS error.
+    let out = safed().args(["replay", "/nonexistent/rec.aedat4"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.matches("No such file").count() == 1, "{err}");
+    assert!(err.contains("/nonexistent/rec.aedat4: at byte 0"), "{err}");
+
     let out = safed().args(["replay", "--speed", "fast"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--speed"));
 }
