@@ -9,6 +9,7 @@ use safed::infer::ort::value::TensorRef;
 use safed::infer::{runtime, SessionConfig};
 
 use crate::config::SafeConfig;
+use crate::model::Safe;
 use crate::onnx::builder::{encode, GraphBuilder};
 use crate::onnx::safe::{self, Export};
 use crate::tokenizer::Tokenizer;
@@ -102,6 +103,23 @@ pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
 pub fn split_path(full: &Path, role: &str) -> PathBuf {
     let stem = full.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
     full.with_file_name(format!("{stem}.{role}.onnx"))
+}
+
+/// A trained model's graphs written to `out` (and, with `split`, its encoder/fusion pair): its
+/// weights under the checkpoint's names, its labels' text features computed once. `checkpoint`
+/// names where the model came from, in the graphs' `safe.source`.
+pub fn write_model(
+    model: &Safe,
+    labels: &[String],
+    out: &Path,
+    split: bool,
+    int8: bool,
+    checkpoint: &str,
+) -> Result<Vec<PathBuf>> {
+    let weights = model.params.to_weights(checkpoint)?;
+    let text_features = text_features(&weights, &model.config, labels, &SessionConfig::default())?;
+    let e = Export { weights: &weights, config: &model.config, labels, text_features: &text_features, int8 };
+    write_all(&e, out, split, &format!("safe-train checkpoint {checkpoint}"))
 }
 
 /// Writes the full graph to `out` and, with `split`, the encoder/fusion pair beside it.

@@ -213,16 +213,7 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 fn export_cmd(a: ExportArgs) -> Result<()> {
     let (model, state) = checkpoint::load_model(&a.checkpoint, &Device::Cpu)?;
     let source = a.checkpoint.display().to_string();
-    let weights = model.params.to_weights(&source)?;
-    let text_features = export::text_features(&weights, &model.config, &state.labels, &SessionConfig::default())?;
-    let e = Export {
-        weights: &weights,
-        config: &model.config,
-        labels: &state.labels,
-        text_features: &text_features,
-        int8: a.quantize.is_some(),
-    };
-    for path in export::write_all(&e, &a.output, !a.no_split, &format!("safe-train checkpoint {source}"))? {
+    for path in export::write_model(&model, &state.labels, &a.output, !a.no_split, a.quantize.is_some(), &source)? {
         eprintln!("wrote {}", path.display());
     }
     Ok(())

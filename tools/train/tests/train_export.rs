@@ -10,10 +10,9 @@ use safe_train::data::batch::prepare;
 use safe_train::data::synth::{write_dataset, SynthOptions};
 use safe_train::data::{Dataset, Source};
 use safe_train::eval::{argmax, evaluate};
-use safe_train::export::{self, write_all};
+use safe_train::export::write_model;
 use safe_train::fit::{fit, FitOptions, InitFrom};
 use safe_train::model::TextTokens;
-use safe_train::onnx::safe::Export;
 use safed::accumulate::{read_clip, FrameWindow, Representation};
 use safed::infer::preprocess::{evenly_spaced, frames_from_dir, image_to_chw};
 use safed::infer::{SafeModel, SessionConfig};
@@ -53,17 +52,8 @@ fn exported_graphs_agree_with_the_trained_model() {
     }
     let from_recordings = evaluate(&model, &text, &prepare(&recorded, size).unwrap(), 4, &Device::Cpu).unwrap();
 
-    let weights = model.params.to_weights("test").unwrap();
-    let features = export::text_features(&weights, &model.config, &state.labels, &SessionConfig::default()).unwrap();
-    let e = Export {
-        weights: &weights,
-        config: &model.config,
-        labels: &state.labels,
-        text_features: &features,
-        int8: false,
-    };
     let onnx = tmp.path().join("m.onnx");
-    write_all(&e, &onnx, true, "test").unwrap();
+    write_model(&model, &state.labels, &onnx, true, false, "test").unwrap();
     let mut full = SafeModel::load(&onnx, &SessionConfig::default()).unwrap();
 
     let mut worst = 0f32;
@@ -153,17 +143,8 @@ fn a_voxel_model_is_exported_and_served_as_one() {
     let size = model.config.image_size as u32;
     let report = evaluate(&model, &text, &prepare(&test, size).unwrap(), 4, &Device::Cpu).unwrap();
 
-    let weights = model.params.to_weights("test").unwrap();
-    let features = export::text_features(&weights, &model.config, &state.labels, &SessionConfig::default()).unwrap();
-    let e = Export {
-        weights: &weights,
-        config: &model.config,
-        labels: &state.labels,
-        text_features: &features,
-        int8: false,
-    };
     let onnx = tmp.path().join("v.onnx");
-    write_all(&e, &onnx, true, "test").unwrap();
+    write_model(&model, &state.labels, &onnx, true, false, "test").unwrap();
     let (streaming, _) = safed::pipeline::load_model(Some(&onnx), SessionConfig::default()).unwrap();
     assert_eq!(streaming.events(), Representation::Voxel, "safed renders what the model was trained on");
     let mut full = SafeModel::load(&onnx, &SessionConfig::default()).unwrap();
