@@ -102,6 +102,15 @@ fn pairs(work: &[Work]) -> usize {
     work.iter().filter(|w| matches!(w, Work::Pair(..))).count()
 }
 
+/// One stream as the inference side sees it: its capture link (stop, drops, errors), where its
+/// events come from, and its accumulate stage's counts and heartbeat.
+struct Watched {
+    link: CaptureLink,
+    source: String,
+    stats: Arc<StreamStats>,
+    heartbeat: Heartbeat,
+}
+
 /// A stream's counts for the report.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
@@ -119,11 +128,8 @@ pub struct Pipeline {
     streams: Vec<StreamState>,
     /// The accumulate stages, until `run` starts them.
     accumulators: Vec<Accumulator>,
-    links: Vec<CaptureLink>,
-    /// Where each stream's events come from (for messages).
-    sources: Vec<String>,
-    stats: Vec<Arc<StreamStats>>,
-    heartbeats: Vec<Heartbeat>,
+    /// What the inference side sees of each stream's capture and accumulate stages.
+    watched: Vec<Watched>,
     batching: Batching,
     top_k: usize,
     pub stages: Stages,
@@ -142,10 +148,7 @@ impl Pipeline {
             model,
             streams: Vec::new(),
             accumulators: Vec::new(),
-            links: Vec::new(),
-            sources: Vec::new(),
-            stats: Vec::new(),
-            heartbeats: Vec::new(),
+            watched: Vec::new(),
             batching: Batching::default(),
             top_k,
             stages: Stages::default(),
@@ -156,11 +159,13 @@ impl Pipeline {
         };
         for (me, (opts, link)) in streams.into_iter().enumerate() {
             p.streams.push(StreamState::new(opts.name.clone(), opts.has_frames, opts.hop, frames));
-            p.links.push(link.clone());
-            p.sources.push(opts.source.clone());
             let (stats, heartbeat) = (Arc::new(StreamStats::default()), Heartbeat::default());
-            p.stats.push(stats.clone());
-            p.heartbeats.push(heartbeat.clone());
+            p.watched.push(Watched {
+                link: link.clone(),
+                source: opts.source.clone(),
+                stats: stats.clone(),
+                heartbeat: heartbeat.clone(),
+            });
             p.accumulators.push(Accumulator { me, opts, link, input, stats, counters: None, heartbeat });
         }
         p
@@ -188,13 +193,14 @@ impl Pipeline {
     }
 
     fn counts(&self, i: usize) -> Counts {
-        let (s, st) = (&self.streams[i], &self.stats[i]);
+        let (s, w) = (&self.streams[i], &self.watched[i]);
+        let st = &w.stats;
         Counts {
             events: st.events.load(Ordering::Relaxed),
             frames: st.frames.load(Ordering::Relaxed),
             pairs: st.pairs.load(Ordering::Relaxed),
             recognitions: s.recognitions,
-            ring_dropped: self.links[i].ring.dropped(),
+            ring_dropped: w.link.ring.dropped(),
             window_dropped: st.window_dropped.load(Ordering::Relaxed),
             labels: s.labels.clone(),
         }
@@ -220,12 +226,11 @@ impl Pipeline {
 
     /// The capture errors that ended streams, as "SOURCE: ERROR".
     pub fn stream_errors(&self) -> Vec<String> {
-        let errors = self.links.iter().zip(&self.sources);
-        errors.filter_map(|(l, source)| Some(format!("{source}: {}", l.status.error()?))).collect()
+        self.watched.iter().filter_map(|w| Some(format!("{}: {}", w.source, w.link.status.error()?))).collect()
     }
 
     fn stop_requested(&self) -> bool {
-        self.links.iter().any(|l| l.stopped())
+        self.watched.iter().any(|w| w.link.stopped())
     }
 
     /// Starts the accumulate and output stages and runs inference on this thread until every
@@ -263,7 +268,7 @@ impl Pipeline {
         let mut closed = false;
         let mut warned = false;
         loop {
-            match self.heartbeats.iter().position(Heartbeat::stalled) {
+            match self.watched.iter().position(|w| w.heartbeat.stalled()) {
                 None => tick(self),
                 Some(i) if !warned => {
                     tracing::warn!("{}: the accumulate stage stalled; the watchdog is not fed", self.streams[i].name);
