@@ -1,9 +1,13 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use safed::events::{EventError, EventReader, EventSource, StreamSelector};
+
+mod venv;
+#[allow(unused_imports)] // not every test crate needs it
+pub use venv::venv_python;
 
 pub const FIXTURES: &[&str] = &[
     "dv_events_none.aedat4",
@@ -42,23 +46,6 @@ pub fn drain(mut source: Box<dyn EventSource>) -> Result<usize, EventError> {
         n += 1;
     }
     Ok(n)
-}
-
-/// The venv tools/setup.sh makes (dv-processing, faery): without it the tests that need it say
-/// SKIPPED, except under CI, where a missing venv is a failure.
-pub fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("SAFED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("interop venv missing at {}: run tools/setup.sh", venv.display());
-    }
-    eprintln!("SKIPPED: no interop venv at {} (run tools/setup.sh)", venv.display());
-    None
 }
 
 /// Collects a child's stdout lines on a thread (a full pipe would block the child).

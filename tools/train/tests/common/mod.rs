@@ -3,6 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "../../../../tests/common/venv.rs"]
+mod venv;
+#[allow(unused_imports)] // not every test crate needs it
+pub use venv::venv_python;
+
 pub fn fixture() -> Option<PathBuf> {
     let dir = std::env::var_os("SAFE_OFFICIAL_TINY")
         .map(PathBuf::from)
@@ -26,20 +31,4 @@ pub fn npy_f32(path: &Path) -> (Vec<u64>, Vec<f32>) {
 pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
-}
-
-/// The venv tools/setup.sh makes (dv-processing, numpy): SKIPPED without it, except under CI.
-pub fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("SAFED_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return Some(python);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("venv missing at {}: run tools/setup.sh", venv.display());
-    }
-    eprintln!("SKIPPED: no venv at {} (run tools/setup.sh)", venv.display());
-    None
 }
