@@ -5,6 +5,7 @@ pub mod accumulate;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod dataset;
 pub mod demo;
 pub mod events;
 pub mod infer;

@@ -220,3 +220,33 @@ impl<R: BufRead + Send> EventSource for Aedat31Source<R> {
         }
     }
 }
+
+/// Writes polarity events as an AEDAT 3.1 file (cAER's layout: the header, then POLARITY
+/// packets of up to 4096 events, the 31-bit time overflow in each packet's header), as the
+/// DVS128 Gesture recordings are. `device` names the `#Source 1:` line (`DVS128` gives the
+/// reader its 128x128 size).
+pub fn write_polarity(path: &std::path::Path, device: &str, events: &[Event]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write!(w, "#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: {device}\r\n#Start-Time: 2017-01-01 00:00:00 (TZ+0000)\r\n#!END-HEADER\r\n")?;
+    let mut rest = events;
+    while !rest.is_empty() {
+        // A packet holds events of one overflow epoch.
+        let epoch = rest[0].t >> 31;
+        let n = rest.iter().take(4096).take_while(|e| e.t >> 31 == epoch).count();
+        let (now, later) = rest.split_at(n);
+        rest = later;
+        let header: [i32; 6] = [8, 4, epoch as i32, n as i32, n as i32, n as i32];
+        w.write_all(&POLARITY.to_le_bytes())?;
+        w.write_all(&1i16.to_le_bytes())?;
+        for v in header {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        for e in now {
+            let data = 1u32 | (e.p as u32) << 1 | (e.y as u32 & 0x7FFF) << 2 | (e.x as u32 & 0x7FFF) << 17;
+            w.write_all(&data.to_le_bytes())?;
+            w.write_all(&((e.t & 0x7FFF_FFFF) as i32).to_le_bytes())?;
+        }
+    }
+    w.flush()
+}

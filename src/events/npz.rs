@@ -137,3 +137,27 @@ impl EventSource for NpzSource {
         Ok(Some(Packet { stream: 0, data: PacketData::Events(events) }))
     }
 }
+
+/// Writes events as HARDVS's compact files hold them: arrays t (i64, µs), x, y (u16) and p
+/// (u8, 1 = ON) in an uncompressed `.npz` (what `numpy.savez` writes).
+pub fn write(path: &std::path::Path, events: &[Event]) -> std::io::Result<()> {
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut npz = npyz::npz::NpzWriter::new(file);
+    let n = events.len() as u64;
+    fn column<W: std::io::Write + std::io::Seek, T: npyz::Serialize + npyz::AutoSerialize>(
+        npz: &mut npyz::npz::NpzWriter<W>,
+        name: &str,
+        n: u64,
+        values: impl Iterator<Item = T>,
+    ) -> std::io::Result<()> {
+        use npyz::WriterBuilder;
+        let mut w = npz.array::<T>(name, Default::default())?.default_dtype().shape(&[n]).begin_nd()?;
+        w.extend(values)?;
+        w.finish()
+    }
+    column(&mut npz, "t", n, events.iter().map(|e| e.t))?;
+    column(&mut npz, "x", n, events.iter().map(|e| e.x))?;
+    column(&mut npz, "y", n, events.iter().map(|e| e.y))?;
+    column(&mut npz, "p", n, events.iter().map(|e| e.p as u8))?;
+    Ok(())
+}
