@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Latency of one stage, in µs, 3 significant digits, up to an hour.
 pub struct StageHistogram(Histogram<u64>);
@@ -21,6 +21,41 @@ impl StageHistogram {
         let _ = self.0.record(us);
     }
 
+    /// Adds another histogram's counts (exact: same bounds and precision).
+    pub fn add(&mut self, other: &StageHistogram) {
+        let _ = self.0.add(&other.0);
+    }
+
+    /// The latency at quantiles 1/n .. n/n, ms.
+    pub fn quantiles_ms(&self, n: usize) -> Vec<f64> {
+        (1..=n).map(|k| self.0.value_at_quantile(k as f64 / n as f64) as f64 / 1000.0).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The histogram as text (HdrHistogram's compressed V2 encoding in base64), so a results
+    /// line carries its latencies exactly and merged shards give one run's percentiles.
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        let mut bytes = Vec::new();
+        use hdrhistogram::serialization::Serializer;
+        let _ = hdrhistogram::serialization::V2DeflateSerializer::new().serialize(&self.0, &mut bytes);
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// Reads [`StageHistogram::encode`]'s text; None when it is not one.
+    pub fn decode(text: &str) -> Option<StageHistogram> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+        let h: Histogram<u64> =
+            hdrhistogram::serialization::Deserializer::new().deserialize(&mut std::io::Cursor::new(bytes)).ok()?;
+        let mut out = StageHistogram::default();
+        out.0.add(&h).ok()?;
+        Some(out)
+    }
+
     pub fn summary(&self) -> Percentiles {
         let ms = |q: f64| self.0.value_at_quantile(q) as f64 / 1000.0;
         Percentiles {
@@ -34,7 +69,7 @@ impl StageHistogram {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: f64,

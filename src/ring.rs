@@ -56,6 +56,25 @@ impl<T> Ring<T> {
         !lost
     }
 
+    /// Waits while the queue is full (a dataset replay, which must score every frame, not the
+    /// freshest: its source is a file that can wait); false when `stop` was set first.
+    pub fn push_wait(&self, item: T, stop: &std::sync::atomic::AtomicBool) -> bool {
+        let mut item = item;
+        loop {
+            match self.queue.push(item) {
+                Ok(()) => {
+                    self.pushed.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                Err(back) if !stop.load(Ordering::Relaxed) => {
+                    item = back;
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
     pub fn pop(&self) -> Option<T> {
         self.queue.pop()
     }

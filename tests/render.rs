@@ -42,7 +42,7 @@ fn streamed_pairs_equal_the_trainers_images() {
     for name in ["bundled", "davis346_aedat-crate_trimmed.aedat4", "dv_davis_frames_lz4.aedat4"] {
         for events in Representation::ALL {
             let clip = read_clip(open(name).as_mut()).unwrap();
-            let want = clip.images(FrameWindow::Interval, events, 8, name).unwrap();
+            let want = clip.images(FrameWindow::Interval, events, safed::dataset::EVENT_ONLY_WINDOW_US, name).unwrap();
             let got = streamed(name, events);
             assert_eq!(got.len(), want.events.len(), "{name} {events}: pairs");
             for (k, pair) in got.iter().enumerate() {

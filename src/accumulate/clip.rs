@@ -4,7 +4,7 @@
 
 use image::RgbImage;
 
-use super::{frame_image::frame_to_rgb, window, Representation};
+use super::{frame_image::frame_to_rgb, window, Representation, Window, WindowMode, Windower};
 use crate::events::{Event, EventError, EventSource, Frame, PacketData, StreamKind};
 
 /// Events read from one clip at most (1 GiB of events): a clip is seconds long.
@@ -80,21 +80,21 @@ pub struct ClipImages {
 }
 
 impl RecordedClip {
-    /// Each frame and its window's event image (rendered as `events` says). A clip without
-    /// frames (an event-only camera) gets `slices` equal time slices, whose event images stand
-    /// in for the RGB frames too.
+    /// Each frame and its window's event image (rendered as `events`). A clip without
+    /// frames (an event-only camera) gets fixed windows of `window_us`, cut as a live stream
+    /// cuts them ([`Windower`]: complete windows only, quiet stretches skipped), whose event
+    /// images stand in for the RGB frames too.
     pub fn images(
         &self,
         mode: FrameWindow,
         events: Representation,
-        slices: usize,
+        window_us: i64,
         input: &str,
     ) -> Result<ClipImages, ClipError> {
         let (w, h) = self.size;
         let render = |e: &[Event]| events.render(e, w, h);
         if self.frames.is_empty() {
-            let events: Vec<RgbImage> =
-                window::time_slices(&self.events, slices).into_iter().map(|(_, _, e)| render(e)).collect();
+            let events: Vec<RgbImage> = self.event_windows(window_us).iter().map(|w| render(&w.events)).collect();
             return Ok(ClipImages { rgb: events.clone(), events });
         }
         let windows = match mode {
@@ -116,5 +116,19 @@ impl RecordedClip {
             out.events.push(render(window::slice(&self.events, s, e)));
         }
         Ok(out)
+    }
+
+    /// An event-only clip's windows of `window_us`, as a live stream's are cut.
+    pub fn event_windows(&self, window_us: i64) -> Vec<Window> {
+        Windower::new(WindowMode::Time { us: window_us }, usize::MAX).push(&self.events)
+    }
+
+    /// The (frame, event image) pairs [`RecordedClip::images`] makes, and streaming makes.
+    pub fn pair_count(&self, window_us: i64) -> usize {
+        if self.frames.is_empty() {
+            self.event_windows(window_us).len()
+        } else {
+            self.frames.len()
+        }
     }
 }

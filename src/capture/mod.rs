@@ -1,6 +1,7 @@
 //! Capture threads: each owns one source and pushes what it reads into a [`Ring`], stamped
 //! with its arrival time; it never waits on the consumer.
 
+pub mod dataset;
 pub mod file;
 pub mod net;
 pub mod rgb;
@@ -25,6 +26,12 @@ pub enum Item {
     },
     /// A new connection: its clock starts afresh, so windows and held frames are dropped.
     Reset,
+    /// Dataset replay: a sample begins; what follows until [`Item::SampleEnd`] is its own.
+    SampleStart(Box<dataset::SampleStart>),
+    /// Dataset replay: a frame and the event image the dataset's authors rendered for it.
+    Rendered(Box<dataset::Rendered>),
+    /// Dataset replay: the sample is over (with why it failed, if it did).
+    SampleEnd { error: Option<String> },
 }
 
 /// The capture threads' end state, shared with the consumer: a stream is done when every

@@ -14,6 +14,7 @@ use crossbeam_channel::{SendTimeoutError, Sender};
 
 use super::{Heartbeat, DRAIN_BUDGET};
 use crate::accumulate::{Representation, WindowMode};
+use crate::capture::dataset::SampleStart;
 use crate::capture::{CaptureLink, Item};
 use crate::infer::stream_cache::InputSpec;
 use crate::sink::StreamCounters;
@@ -55,6 +56,10 @@ pub enum Work {
     Pair(usize, Box<Prepared>),
     /// Stream `.0`'s connection ended: its held frames are to be forgotten.
     Reset(usize),
+    /// Dataset replay: stream `.0` begins a sample (its held frames are forgotten).
+    Begin(usize, Box<SampleStart>),
+    /// Dataset replay: stream `.0`'s sample is over; every pair it made was sent before.
+    End(usize, Option<String>),
 }
 
 /// A stream's live counts, shared with the pipeline (progress line, report).
@@ -80,6 +85,8 @@ pub struct Accumulator {
 struct Running {
     a: Accumulator,
     pairer: Pairer,
+    /// Whether frames are paired (the stream's setting, or the sample's in a dataset replay).
+    has_frames: bool,
     pairs: Vec<Pair>,
     window_dropped_before: u64,
     /// Counters already passed to the metrics.
@@ -92,8 +99,9 @@ impl Accumulator {
     pub fn spawn(self, tx: Sender<Work>) -> std::io::Result<std::thread::JoinHandle<()>> {
         let name = format!("accumulate-{}", self.me);
         std::thread::Builder::new().name(name).spawn(move || {
-            let pairer = new_pairer(&self.opts, self.input.events);
+            let pairer = new_pairer(self.opts.mode, self.opts.sensor, &self.opts, self.input.events);
             let mut r = Running {
+                has_frames: self.opts.has_frames,
                 a: self,
                 pairer,
                 pairs: Vec::new(),
@@ -108,8 +116,8 @@ impl Accumulator {
     }
 }
 
-fn new_pairer(o: &StreamOptions, events: Representation) -> Pairer {
-    Pairer::new(o.mode, o.sensor, o.max_buffered_events).with_representation(events)
+fn new_pairer(mode: WindowMode, sensor: (u32, u32), o: &StreamOptions, events: Representation) -> Pairer {
+    Pairer::new(mode, sensor, o.max_buffered_events).with_representation(events)
 }
 
 impl Running {
@@ -138,16 +146,17 @@ impl Running {
                 std::thread::sleep(Duration::from_micros(500));
                 continue;
             };
-            let reset = matches!(item, Item::Reset);
-            self.push(item);
-            if !self.send_pairs(tx) || (reset && !self.send(tx, Work::Reset(self.a.me))) {
+            let after = self.push(item);
+            if !self.send_pairs(tx) || after.is_some_and(|w| !self.send(tx, w)) {
                 return;
             }
         }
     }
 
-    /// Counts an item (for the report and the metrics) and hands it to the pairer.
-    fn push(&mut self, item: Item) {
+    /// Counts an item (for the report and the metrics) and hands it to the pairer; returns
+    /// what to send after the pairs it completed.
+    fn push(&mut self, item: Item) -> Option<Work> {
+        let me = self.a.me;
         let s = &self.a.stats;
         match item {
             Item::Events { events, arrived } => {
@@ -162,20 +171,44 @@ impl Running {
                 if let Some(c) = &self.a.counters {
                     c.frames.inc();
                 }
-                if self.a.opts.has_frames {
+                if self.has_frames {
                     self.pairer.push_frame(frame, arrived, &mut self.pairs);
                 }
+            }
+            Item::Rendered(r) => {
+                s.frames.fetch_add(1, Ordering::Relaxed);
+                let r = *r;
+                self.pairs.push(Pair { start: r.start, end: r.end, rgb: r.rgb, events: r.events, event_count: 0, arrived: r.arrived });
+            }
+            // A sample's own windows and sensor; the pairer starts afresh.
+            Item::SampleStart(start) => {
+                self.pairer.finish(&mut self.pairs);
+                self.window_dropped_before += self.pairer.dropped_events();
+                self.pairer = new_pairer(start.mode, start.sensor, &self.a.opts, self.a.input.events);
+                self.has_frames = start.has_frames;
+                return Some(Work::Begin(me, start));
+            }
+            Item::SampleEnd { error } => {
+                self.pairer.finish(&mut self.pairs);
+                return Some(Work::End(me, error));
             }
             // A connection ended: its last frames get the events that came, then windows start
             // afresh (the next connection's clock is its own).
             Item::Reset => {
                 self.pairer.finish(&mut self.pairs);
                 self.window_dropped_before += self.pairer.dropped_events();
-                self.pairer = new_pairer(&self.a.opts, self.a.input.events);
+                self.pairer = new_pairer(self.a.opts.mode, self.a.opts.sensor, &self.a.opts, self.a.input.events);
+                self.record_dropped();
+                return Some(Work::Reset(me));
             }
         }
+        self.record_dropped();
+        None
+    }
+
+    fn record_dropped(&self) {
         let dropped = self.window_dropped_before + self.pairer.dropped_events();
-        s.window_dropped.store(dropped, Ordering::Relaxed);
+        self.a.stats.window_dropped.store(dropped, Ordering::Relaxed);
     }
 
     /// Preprocesses and sends the pairs made so far; false when the inference stage is gone.

@@ -13,6 +13,7 @@
 mod accumulate;
 mod output;
 mod recognise;
+mod sample;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -28,8 +29,12 @@ use crate::report::{Report, Stages};
 use crate::sink::{JsonlSink, Latency, Metrics, Recognition, Scored};
 use accumulate::{Accumulator, Work};
 pub use accumulate::{StreamOptions, StreamStats};
+pub use output::ResultsSink;
 use output::{Outgoing, Output};
-use recognise::{Due, StreamState};
+use recognise::{Due, RunRef, StreamState};
+use sample::SampleRun;
+
+use crate::dataset::results::{ClipScore, SampleResult, StreamScore};
 
 /// How long a stop may spend processing what is already queued: SIGTERM must end the
 /// process within 2 s.
@@ -138,6 +143,8 @@ pub struct Pipeline {
     pub keep_latencies: bool,
     metrics: Option<Metrics>,
     started: Instant,
+    /// Dataset replay: where sample results go (taken by `run`, given back after).
+    pub results: Option<ResultsSink>,
 }
 
 impl Pipeline {
@@ -156,6 +163,7 @@ impl Pipeline {
             keep_latencies: false,
             metrics: None,
             started: Instant::now(),
+            results: None,
         };
         for (me, (opts, link)) in streams.into_iter().enumerate() {
             p.streams.push(StreamState::new(opts.name.clone(), opts.has_frames, opts.hop, frames));
@@ -246,7 +254,7 @@ impl Pipeline {
             threads.push(a.spawn(tx.clone())?);
         }
         drop(tx);
-        let output = Output::spawn(sink, self.metrics.clone(), self.keep_latencies)?;
+        let output = Output::spawn(sink, self.metrics.clone(), self.keep_latencies, self.results.take())?;
         let result = self.infer(&rx, &output, &mut tick);
         // An accumulate stage waiting to send sees the channel close.
         drop(rx);
@@ -258,6 +266,7 @@ impl Pipeline {
         let written = written?;
         self.stages.total = written.total;
         self.latencies_ms = written.latencies_ms;
+        self.results = written.results;
         result
     }
 
@@ -334,18 +343,43 @@ impl Pipeline {
             .iter()
             .filter_map(|w| match w {
                 Work::Pair(_, p) => Some((p.rgb.as_slice(), p.events.as_slice())),
-                Work::Reset(_) => None,
+                Work::Reset(_) | Work::Begin(..) | Work::End(..) => None,
             })
             .collect();
         let batch = tensors.len();
         let mut encoded = self.model.encode(&tensors, &mut times)?.into_iter();
         drop(tensors);
+        let frames = self.model.frames();
         let (mut due, mut inputs) = (Vec::new(), Vec::new());
+        // Dataset replay: samples that ended in this batch, and their clip inputs.
+        let mut ended: Vec<(usize, SampleRun, Option<String>)> = Vec::new();
+        let mut clips = Vec::new();
         for w in work {
             match w {
                 Work::Reset(i) => self.streams[i].reset(),
+                Work::Begin(i, start) => {
+                    self.streams[i].reset();
+                    self.streams[i].sample = Some(SampleRun::new(start, frames));
+                }
+                Work::End(i, error) => {
+                    let Some(mut run) = self.streams[i].sample.take() else { continue };
+                    let j = ended.len();
+                    // Recognitions of this sample due in this batch are tallied to it.
+                    due.iter_mut().filter(|d: &&mut Due| d.stream == i && d.run == RunRef::Live).for_each(|d| d.run = RunRef::Ended(j));
+                    let error = error.or_else(|| match run.clip_input() {
+                        Ok(t) => {
+                            clips.push((j, t));
+                            None
+                        }
+                        Err(e) => Some(e),
+                    });
+                    ended.push((i, run, error));
+                }
                 Work::Pair(i, pair) => {
                     let tokens = encoded.next().ok_or_else(|| anyhow::anyhow!("the encoder returned too few rows"))?;
+                    if let Some(run) = &mut self.streams[i].sample {
+                        run.add(&tokens);
+                    }
                     if let Some((d, t)) = self.streams[i].keep(i, &pair, tokens) {
                         due.push(d);
                         inputs.push(t);
@@ -353,7 +387,14 @@ impl Pipeline {
                 }
             }
         }
-        let log_probs = self.model.fuse(&inputs, &mut times)?;
+        // One fusion call: the recognitions due, then the clips of the samples that ended.
+        let mut clip_of: Vec<Option<Vec<f32>>> = vec![None; ended.len()];
+        let clip_ids: Vec<usize> = clips.iter().map(|c| c.0).collect();
+        inputs.extend(clips.into_iter().map(|c| c.1));
+        let mut log_probs = self.model.fuse(&inputs, &mut times)?;
+        for (j, lp) in clip_ids.into_iter().zip(log_probs.split_off(due.len())) {
+            clip_of[j] = Some(lp);
+        }
         if let Some(m) = &self.metrics {
             if batch > 0 {
                 m.batch_pairs.observe(batch as f64);
@@ -362,11 +403,59 @@ impl Pipeline {
         let give_up = || deadline.is_some_and(|d| Instant::now() >= d);
         for (d, lp) in due.iter().zip(log_probs) {
             let out = self.recognition(d, &lp, batch, dequeued, &times);
+            if let Outgoing::Line { rec, .. } = &out {
+                let top1 = rec.top.first().map(|s| s.label.as_str());
+                let run = match d.run {
+                    RunRef::Live => self.streams[d.stream].sample.as_mut(),
+                    RunRef::Ended(j) => ended.get_mut(j).map(|e| &mut e.1),
+                };
+                if let Some(run) = run {
+                    run.recognised(top1);
+                }
+            }
+            if !output.send(out, give_up) {
+                return Ok(false);
+            }
+        }
+        for ((i, run, error), lp) in ended.into_iter().zip(clip_of) {
+            let result = self.sample_result(run, error, lp);
+            let out = Outgoing::Sample { stream: self.streams[i].name.clone(), result: Box::new(result) };
             if !output.send(out, give_up) {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// A finished sample's result (its latencies are filled in when written).
+    fn sample_result(&self, run: SampleRun, error: Option<String>, log_probs: Option<Vec<f32>>) -> SampleResult {
+        let s = &run.start;
+        let known = s.label.as_ref().is_some_and(|l| self.model.labels().contains(l));
+        let clip = log_probs.filter(|_| error.is_none()).map(|lp| ClipScore {
+            top: self.model.fusion.top(&lp, 5).into_iter().map(|(label, v)| Scored { label, p: v.exp() }).collect(),
+            log_probs: lp,
+        });
+        let stream = error.is_none().then(|| StreamScore {
+            recognitions: run.recognitions,
+            correct: run.correct,
+            accuracy: (run.recognitions > 0).then(|| run.correct as f64 / run.recognitions as f64),
+            last: run.last.clone(),
+        });
+        SampleResult {
+            index: s.index,
+            id: s.id.clone(),
+            label: s.label.clone(),
+            known,
+            error,
+            clip,
+            stream,
+            pairs: run.seen,
+            events: s.events,
+            latency_ms: Default::default(),
+            histograms: Default::default(),
+            seconds: s.started.elapsed().as_secs_f64(),
+            finished_ms: 0,
+        }
     }
 
     /// The line for one recognition (its end-to-end latency is filled in when written).
@@ -385,6 +474,7 @@ impl Pipeline {
         let queue = dequeued.saturating_duration_since(d.arrived);
         let rec = Recognition {
             stream: stream.name.clone(),
+            sample: d.sample.clone(),
             seq: stream.recognitions,
             t_start: d.t_start,
             t_end: d.t_end,
@@ -411,7 +501,7 @@ impl Pipeline {
             }
             m.inference_seconds.observe((t.encode + t.fuse).as_secs_f64());
         }
-        Outgoing { rec, arrived: d.arrived }
+        Outgoing::Line { rec, arrived: d.arrived }
     }
 
     pub fn report(&self, source: &str, model: &str) -> Report {

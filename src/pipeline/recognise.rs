@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::accumulate::Prepared;
+use super::sample::SampleRun;
 use crate::infer::stream_cache::{PairTokens, TokenWindow};
 use crate::sink::StreamCounters;
 
@@ -18,6 +19,16 @@ pub struct Due {
     pub arrived: Instant,
     /// The newest pair's preprocessing (accumulate stage).
     pub preprocess: Duration,
+    /// Dataset replay: the sample's id, and which run its score goes to.
+    pub sample: Option<String>,
+    pub run: RunRef,
+}
+
+/// A recognition's sample: the stream's current one, or one that ended in the same batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunRef {
+    Live,
+    Ended(usize),
 }
 
 pub struct StreamState {
@@ -32,6 +43,8 @@ pub struct StreamState {
     pub recognitions: u64,
     pub labels: BTreeMap<String, u64>,
     pub counters: Option<StreamCounters>,
+    /// Dataset replay: the sample being replayed.
+    pub sample: Option<SampleRun>,
 }
 
 impl StreamState {
@@ -46,6 +59,7 @@ impl StreamState {
             recognitions: 0,
             labels: BTreeMap::new(),
             counters: None,
+            sample: None,
         }
     }
 
@@ -71,6 +85,8 @@ impl StreamState {
             events: self.held.iter().map(|w| w.2).sum(),
             arrived: pair.arrived,
             preprocess: pair.preprocess,
+            sample: self.sample.as_ref().map(|r| r.start.id.clone()),
+            run: RunRef::Live,
         };
         Some((due, tokens))
     }

@@ -3,9 +3,9 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
     pub label: String,
     pub p: f32,
@@ -28,6 +28,9 @@ pub struct Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct Recognition {
     pub stream: String,
+    /// Dataset replay: the sample this recognition belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
     pub seq: u64,
     /// The recognised span: start of the first window .. end of the last, µs.
     pub t_start: i64,
