@@ -1,6 +1,7 @@
 //! The `safed` command line: one module per subcommand.
 
 mod bench;
+mod bench_dataset;
 mod bench_decode;
 mod check_config;
 mod classify;
@@ -8,6 +9,8 @@ mod dump;
 mod infer_args;
 mod info;
 mod replay;
+mod report;
+mod replay_dataset;
 mod run;
 
 use std::io;
@@ -34,9 +37,14 @@ pub enum Command {
     Classify(classify::Args),
     /// Measure a SAFE model's per-sample latency.
     Bench(bench::Args),
+    /// What the model alone (encoder and fusion calls) sustains on a dataset split.
+    BenchDataset(bench_dataset::Args),
     /// Run the whole pipeline on a recording and report latency (no arguments: the bundled
-    /// demo recording through the bundled demo model).
+    /// demo recording through the bundled demo model), or every sample of a dataset split
+    /// (`--dataset`) and report accuracy and latency.
     Replay(replay::Args),
+    /// Reports of dataset replays: `safed report merge SHARD.jsonl...`.
+    Report(report::Args),
     /// Run the daemon with a TOML configuration (config/safed.toml documents every option).
     Run(run::Args),
     /// Check a configuration file: unknown keys and bad values are named.
@@ -50,7 +58,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchDecode(args) => bench_decode::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchDataset(args) => bench_dataset::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
         Command::CheckConfig(args) => check_config::run(args),
     };

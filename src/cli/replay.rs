@@ -1,6 +1,6 @@
 //! `safed replay`: the whole pipeline on a recording, paced as recorded (or faster), ending
 //! with a latency report. With no arguments: the bundled demo recording through the bundled
-//! demo model.
+//! demo model. With `--dataset`, every sample of a dataset split ([`super::replay_dataset`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +56,8 @@ pub struct Args {
     ring: usize,
     #[command(flatten)]
     session: SessionArgs,
+    #[command(flatten)]
+    dataset: super::replay_dataset::DatasetArgs,
 }
 
 fn parse_speed(s: &str) -> Result<Option<f64>> {
@@ -67,6 +69,20 @@ fn parse_speed(s: &str) -> Result<Option<f64>> {
 
 pub fn run(args: Args) -> Result<()> {
     let speed = parse_speed(&args.speed)?;
+    if args.dataset.dataset.is_some() {
+        let common = super::replay_dataset::Common {
+            model: args.model,
+            speed,
+            hop: args.hop,
+            top_k: args.top_k,
+            report: args.report,
+            output: args.output,
+            plot: args.plot,
+            ring: args.ring,
+            session: args.session,
+        };
+        return super::replay_dataset::run(args.dataset, common);
+    }
     let (model, model_name) = load_model(args.model.as_deref(), args.session.config())?;
     let spec = SourceSpec {
         events: args.recording.as_ref().map_or_else(|| "bundled".to_string(), |p| p.display().to_string()),
