@@ -52,6 +52,10 @@ struct SynthArgs {
     /// RGB frames per sample.
     #[arg(long, default_value_t = 8)]
     frames: usize,
+    /// On-disk layout: `folders` (SAFE's), `hardvs` (label files, .npz events) or
+    /// `dvs-gesture` (AEDAT 3.1 recordings of labelled segments, event-only).
+    #[arg(long, default_value = "folders", value_parser = ["folders", "hardvs", "dvs-gesture"])]
+    layout: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -148,7 +152,8 @@ fn synth(a: SynthArgs) -> Result<()> {
         ..Default::default()
     };
     let t = std::time::Instant::now();
-    let n = synth::write_dataset(&a.out, &o)?;
+    let layout = synth::SynthLayout::parse(&a.layout).context("--layout")?;
+    let n = synth::write_dataset_as(&a.out, &o, layout)?;
     eprintln!("wrote {n} samples to {} in {:.1} s", a.out.display(), t.elapsed().as_secs_f64());
     Ok(())
 }

@@ -267,22 +267,133 @@ impl Clip {
     }
 }
 
-/// Writes the whole dataset under `out`; returns the number of samples written.
-pub fn write_dataset(out: &Path, o: &SynthOptions) -> Result<usize> {
+/// How a synthetic dataset is laid out on disk: each of the layouts `safed::dataset` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynthLayout {
+    /// SAFE's `<split>/<class>/<name>/<name>_aps|_dvs` folders, with each sample's AEDAT4.
+    Folders,
+    /// HARDVS: `<split>_label.txt`; every other sample a frame folder, the rest `.npz` events
+    /// with an `_aps` folder beside them.
+    Hardvs,
+    /// DVS128 Gesture: AEDAT 3.1 recordings (one per "user", one labelled segment per class),
+    /// `_labels.csv`, `trials_to_<split>.txt`, `gesture_mapping.csv`. Event-only.
+    DvsGesture,
+}
+
+impl SynthLayout {
+    pub fn parse(s: &str) -> Option<SynthLayout> {
+        match s {
+            "folders" => Some(SynthLayout::Folders),
+            "hardvs" => Some(SynthLayout::Hardvs),
+            "dvs-gesture" => Some(SynthLayout::DvsGesture),
+            _ => None,
+        }
+    }
+}
+
+fn sample_rng(o: &SynthOptions, c: usize, k: usize) -> ChaCha8Rng {
+    // One RNG per sample: any sample can be regenerated alone.
+    ChaCha8Rng::seed_from_u64(o.seed ^ ((c as u64) << 32 | k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Writes the whole dataset under `out` in `layout`; returns the number of samples written.
+pub fn write_dataset_as(out: &Path, o: &SynthOptions, layout: SynthLayout) -> Result<usize> {
+    match layout {
+        SynthLayout::Folders => write_dataset(out, o),
+        SynthLayout::Hardvs => write_hardvs(out, o),
+        SynthLayout::DvsGesture => write_dvs_gesture(out, o),
+    }
+}
+
+fn check(o: &SynthOptions) -> Result<usize> {
     ensure!((1..=SHAPES.len()).contains(&o.classes), "--classes must be 1..={} (one symbol per class)", SHAPES.len());
     ensure!(o.samples_per_class >= 2, "--samples-per-class must be at least 2 (one for each split)");
     ensure!(o.frames >= 1 && o.substeps >= 1 && o.interval_us >= o.substeps as i64, "bad frame timing");
+    Ok(((o.samples_per_class as f64 * o.test_fraction).round() as usize).clamp(1, o.samples_per_class - 1))
+}
+
+fn split_of(o: &SynthOptions, k: usize, test_n: usize) -> &'static str {
+    if k < o.samples_per_class - test_n {
+        "train"
+    } else {
+        "test"
+    }
+}
+
+fn write_hardvs(out: &Path, o: &SynthOptions) -> Result<usize> {
+    let test_n = check(o)?;
     let labels: Vec<&str> = SHAPES[..o.classes].to_vec();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join("labels.txt"), labels.join("\n") + "\n")?;
-    let test_n = ((o.samples_per_class as f64 * o.test_fraction).round() as usize).clamp(1, o.samples_per_class - 1);
+    let mut lists = [String::new(), String::new()];
+    for (c, label) in labels.iter().enumerate() {
+        for k in 0..o.samples_per_class {
+            let split = split_of(o, k, test_n);
+            let name = format!("{label}_{k:04}");
+            let rel = format!("{split}/{label}/{name}");
+            let dir = out.join(&rel);
+            let clip = clip(c, o, &mut sample_rng(o, c, k));
+            let listed = if k % 2 == 0 {
+                write_sample(&dir, &name, &clip, o)?;
+                rel
+            } else {
+                let aps = dir.join(format!("{name}_aps"));
+                std::fs::create_dir_all(&aps)?;
+                for (i, (_, rgb)) in clip.frames.iter().enumerate() {
+                    rgb.save(aps.join(format!("{i:08}.png"))).with_context(|| format!("writing {}", aps.display()))?;
+                }
+                let npz = out.join(format!("{rel}.npz"));
+                safed::events::npz::write(&npz, &clip.events).with_context(|| format!("writing {}", npz.display()))?;
+                format!("{rel}.npz")
+            };
+            lists[(split == "test") as usize].push_str(&format!("{listed} {} {c}\n", o.frames));
+        }
+    }
+    std::fs::write(out.join("train_label.txt"), &lists[0])?;
+    std::fs::write(out.join("test_label.txt"), &lists[1])?;
+    Ok(o.classes * o.samples_per_class)
+}
+
+fn write_dvs_gesture(out: &Path, o: &SynthOptions) -> Result<usize> {
+    let test_n = check(o)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut mapping = String::from("action,label\n");
+    SHAPES[..o.classes].iter().enumerate().for_each(|(c, s)| mapping.push_str(&format!("{s},{}\n", c + 1)));
+    std::fs::write(out.join("gesture_mapping.csv"), mapping)?;
+    let span = o.frames as i64 * o.interval_us;
+    let mut trials = [String::new(), String::new()];
+    for user in 0..o.samples_per_class {
+        let stem = format!("user{:02}_synthetic", user + 1);
+        let mut events = Vec::new();
+        let mut csv = String::from("class,startTime_usec,endTime_usec\n");
+        for c in 0..o.classes {
+            // Segments 200 ms apart, after 1 s of nothing but noise-free silence.
+            let offset = 1_000_000 + c as i64 * (span + 200_000);
+            let clip = clip(c, o, &mut sample_rng(o, c, user));
+            events.extend(clip.events.iter().map(|e| Event { t: e.t + offset, ..*e }));
+            csv.push_str(&format!("{},{},{}\n", c + 1, offset, offset + span));
+        }
+        let file = out.join(format!("{stem}.aedat"));
+        safed::events::aedat31::write_polarity(&file, "DVS128", &events).with_context(|| format!("writing {}", file.display()))?;
+        std::fs::write(out.join(format!("{stem}_labels.csv")), csv)?;
+        trials[(split_of(o, user, test_n) == "test") as usize].push_str(&format!("{stem}.aedat\n"));
+    }
+    std::fs::write(out.join("trials_to_train.txt"), &trials[0])?;
+    std::fs::write(out.join("trials_to_test.txt"), &trials[1])?;
+    Ok(o.classes * o.samples_per_class)
+}
+
+/// Writes the whole dataset under `out` (SAFE's folders); returns the number of samples written.
+pub fn write_dataset(out: &Path, o: &SynthOptions) -> Result<usize> {
+    let test_n = check(o)?;
+    let labels: Vec<&str> = SHAPES[..o.classes].to_vec();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(out.join("labels.txt"), labels.join("\n") + "\n")?;
     let mut written = 0;
     for (c, label) in labels.iter().enumerate() {
         for k in 0..o.samples_per_class {
-            // One RNG per sample: any sample can be regenerated alone.
-            let mut rng =
-                ChaCha8Rng::seed_from_u64(o.seed ^ ((c as u64) << 32 | k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let split = if k < o.samples_per_class - test_n { "train" } else { "test" };
+            let mut rng = sample_rng(o, c, k);
+            let split = split_of(o, k, test_n);
             let name = format!("{label}_{k:04}");
             let dir: PathBuf = out.join(split).join(label).join(&name);
             let clip = clip(c, o, &mut rng);
