@@ -67,7 +67,10 @@ fn a_killed_replay_resumes_and_counts_every_sample_once() {
     assert!((4..24).contains(&before), "killed after {before} samples");
 
     let report = tmp.path().join("report.json");
-    let out = replay(&root, &["--speed", "max", "--results", res.to_str().unwrap(), "--resume", "--report", report.to_str().unwrap()]);
+    let out = replay(
+        &root,
+        &["--speed", "max", "--results", res.to_str().unwrap(), "--resume", "--report", report.to_str().unwrap()],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{} samples to replay", 24 - before)), "{err}");
     let mut seen = BTreeMap::new();
@@ -101,12 +104,17 @@ fn two_shards_merged_give_the_report_of_one_run() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (one, merged) = (json(Path::new(&path("all.json"))), json(Path::new(&path("merged.json"))));
-    for key in ["samples", "failed", "clip_top1", "clip_top5", "stream_top1", "stream_last_top1", "per_class", "confusion"] {
+    for key in
+        ["samples", "failed", "clip_top1", "clip_top5", "stream_top1", "stream_last_top1", "per_class", "confusion"]
+    {
         assert_eq!(one[key], merged[key], "{key} differs");
     }
     let ids = |files: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> =
-            files.iter().flat_map(|f| results(Path::new(&path(f)))).map(|r| r["id"].as_str().unwrap().to_string()).collect();
+        let mut v: Vec<String> = files
+            .iter()
+            .flat_map(|f| results(Path::new(&path(f))))
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
         v.sort();
         v
     };
@@ -172,4 +180,53 @@ fn a_root_that_is_no_dataset_names_the_layouts() {
     let out = safed().args(["replay", "--dataset"]).arg(tmp.path()).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("test_label.txt") && err.contains("notes.txt"), "{err}");
+}
+
+/// The demo recording's first `n` frames as an MJPG video written by OpenCV's VideoWriter.
+fn write_video(path: &Path, n: usize) {
+    use opencv::core::{Mat, Scalar, Size, CV_8UC3};
+    use opencv::prelude::*;
+    use opencv::videoio::VideoWriter;
+    use safed::events::{open, PacketData};
+    let mut src = open(demo_recording().to_str().unwrap()).unwrap();
+    let fourcc = VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
+    let mut writer = VideoWriter::new(path.to_str().unwrap(), fourcc, 30.0, Size::new(80, 60), true).unwrap();
+    assert!(writer.is_opened().unwrap());
+    let mut written = 0;
+    while let Some(p) = src.next_packet().unwrap() {
+        if let (PacketData::Frame(f), true) = (p.data, written < n) {
+            let mut mat = Mat::new_rows_cols_with_default(60, 80, CV_8UC3, Scalar::all(0.0)).unwrap();
+            mat.data_bytes_mut().unwrap().copy_from_slice(&f.pixels);
+            writer.write(&mat).unwrap();
+            written += 1;
+        }
+    }
+    writer.release().unwrap();
+    assert_eq!(written, n);
+}
+
+#[test]
+fn an_event_file_with_a_video_beside_it_takes_its_rgb_from_the_video() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    recordings(&root, 1);
+    let tri = root.join("test/triangle");
+    std::fs::copy(demo_recording(), tri.join("withvideo.aedat4")).unwrap();
+    write_video(&tri.join("withvideo.avi"), 5);
+    let res = tmp.path().join("r.jsonl");
+    replay(&root, &["--speed", "max", "--results", res.to_str().unwrap()]);
+    let by_id: BTreeMap<String, serde_json::Value> =
+        results(&res).into_iter().map(|r| (r["id"].as_str().unwrap().to_string(), r)).collect();
+    assert_eq!(by_id.len(), 2, "the video is no sample of its own: {:?}", by_id.keys());
+    let (plain, video) = (&by_id["triangle/s000"], &by_id["triangle/withvideo"]);
+    assert!(video["error"].is_null(), "{}", video["error"]);
+    let pairs = |r: &serde_json::Value| r["pairs"].as_u64().unwrap();
+    // The recording holds 8 frames, the video 5: the pairs follow the video's frames.
+    assert!(
+        pairs(video) < pairs(plain) && pairs(video) >= 4,
+        "pairs: video {} vs recording {}",
+        pairs(video),
+        pairs(plain)
+    );
+    assert_eq!(video["clip"]["top"][0]["label"], "triangle", "{}", video["clip"]);
 }

@@ -31,7 +31,9 @@ pub enum Item {
     /// Dataset replay: a frame and the event image the dataset's authors rendered for it.
     Rendered(Box<dataset::Rendered>),
     /// Dataset replay: the sample is over (with why it failed, if it did).
-    SampleEnd { error: Option<String> },
+    SampleEnd {
+        error: Option<String>,
+    },
 }
 
 /// The capture threads' end state, shared with the consumer: a stream is done when every

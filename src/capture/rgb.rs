@@ -36,6 +36,29 @@ pub enum RgbError {
     OpenCv { input: String, err: opencv::Error },
     #[error("{input}: frame of type {typ} (expected 8-bit BGR or gray)")]
     BadFrame { input: String, typ: i32 },
+    #[error("{input}: more than {limit} bytes of decoded frames in one sample")]
+    TooLarge { input: String, limit: usize },
+}
+
+/// A video file's frames, read whole (a dataset sample is a short clip), stamped as a replayed
+/// video is: `zero` (the events' first timestamp) + the frame's position in the video. Decoded
+/// frames past `max_bytes` are an error, not a memory blow-up.
+pub fn read_video(path: &std::path::Path, zero: i64, max_bytes: usize) -> Result<Vec<Frame>, RgbError> {
+    let spec = RgbSpec { source: path.display().to_string(), speed: None, looping: false };
+    let mut cap = spec.open()?;
+    let input = || spec.source.clone();
+    let err = |err| RgbError::OpenCv { input: input(), err };
+    let (mut mat, mut frames, mut bytes) = (Mat::default(), Vec::new(), 0usize);
+    while cap.read(&mut mat).map_err(err)? && !mat.empty() {
+        let pos_us = (cap.get(videoio::CAP_PROP_POS_MSEC).map_err(err)? * 1000.0) as i64;
+        let frame = to_frame(&mat, zero + pos_us).map_err(|typ| RgbError::BadFrame { input: input(), typ })?;
+        bytes += frame.pixels.len();
+        if bytes > max_bytes {
+            return Err(RgbError::TooLarge { input: input(), limit: max_bytes });
+        }
+        frames.push(frame);
+    }
+    Ok(frames)
 }
 
 impl RgbSpec {

@@ -9,8 +9,8 @@ mod dump;
 mod infer_args;
 mod info;
 mod replay;
-mod report;
 mod replay_dataset;
+mod report;
 mod run;
 
 use std::io;

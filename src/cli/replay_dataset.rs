@@ -143,8 +143,8 @@ pub fn run(a: DatasetArgs, c: Common) -> Result<()> {
         lanes.push((o, link));
     }
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut pipeline = Pipeline::new(model, lanes, c.top_k.max(1))
-        .with_batching(Batching { max_pairs: batch, wait: Duration::ZERO });
+    let mut pipeline =
+        Pipeline::new(model, lanes, c.top_k.max(1)).with_batching(Batching { max_pairs: batch, wait: Duration::ZERO });
     pipeline.results = Some(ResultsSink { writer, tally, done: done.clone() });
     let sink = match &c.output {
         Some(p) => JsonlSink::file(p).with_context(|| format!("creating {}", p.display()))?,

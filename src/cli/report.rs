@@ -66,7 +66,8 @@ pub fn run(args: Args) -> Result<()> {
     all.iter().for_each(|r| tally.add(r));
     let mut report = tally.report(&name, "(merged)", longest);
     report.throughput.samples_per_s = rate;
-    report.throughput.events_per_s = if longest > 0.0 { all.iter().map(|r| r.events).sum::<u64>() as f64 / longest } else { 0.0 };
+    report.throughput.events_per_s =
+        if longest > 0.0 { all.iter().map(|r| r.events).sum::<u64>() as f64 / longest } else { 0.0 };
     report.print();
     if let Some(path) = &a.report {
         report.write(path, &classes)?;

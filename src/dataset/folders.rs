@@ -3,7 +3,8 @@
 //!   images), or `aps/` and `dvs/` (SAFE's repository for PokerEvent and HARDVS);
 //! - a folder with its recording `<name>.aedat4`;
 //! - a recording file `<name>.aedat4` (PokerEvent's raw layout), or any event file safed reads
-//!   (`.aedat`, `.raw`, `.npz`).
+//!   (`.aedat`, `.raw`, `.npz`); with a video `<name>.mp4` (`.avi`, `.mkv`, `.mov`, `.webm`)
+//!   beside it, the video gives the sample's RGB frames (in place of any the recording holds).
 //!
 //! Class names come from `labels.txt` at the root (one per line, in label order) or else from
 //! the class folders, sorted.
@@ -13,7 +14,16 @@ use std::path::Path;
 use super::{entries, file_name, read_labels_file, Dataset, DatasetError, Layout, Sample, SampleSource};
 
 const EVENT_FILES: [&str; 4] = ["aedat4", "aedat", "raw", "npz"];
+const VIDEO_FILES: [&str; 5] = ["mp4", "avi", "mkv", "mov", "webm"];
 
+/// `<stem>.<video>` beside an event file, trying lower- and upper-case extensions.
+fn video_beside(events: &Path) -> Option<std::path::PathBuf> {
+    VIDEO_FILES
+        .iter()
+        .flat_map(|e| [e.to_string(), e.to_ascii_uppercase()])
+        .map(|e| events.with_extension(e))
+        .find(|p| p.is_file())
+}
 fn is_event_file(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| EVENT_FILES.contains(&e.to_ascii_lowercase().as_str()))
 }
@@ -51,6 +61,9 @@ pub fn open(root: &Path, split: &str) -> Result<Option<Dataset>, DatasetError> {
 /// What a sample folder or file holds: its frame folders if it has them, else its recording.
 pub fn source_of(path: &Path) -> SampleSource {
     if path.is_file() {
+        if let Some(video) = video_beside(path) {
+            return SampleSource::EventsWithVideo { events: path.to_path_buf(), video };
+        }
         return if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npz")) {
             SampleSource::EventsWithFrames { events: path.to_path_buf(), aps: None }
         } else {

@@ -25,7 +25,9 @@ pub fn open(root: &Path, split: &str) -> Result<Option<Dataset>, DatasetError> {
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let parsed = match fields[..] {
-            [path, _frames, label] => label.parse::<usize>().map(|l| (path, l)).map_err(|_| format!("label {label:?} is not a number")),
+            [path, _frames, label] => {
+                label.parse::<usize>().map(|l| (path, l)).map_err(|_| format!("label {label:?} is not a number"))
+            }
             _ => Err("expected `<path> <num_frames> <label>`".to_string()),
         };
         rows.push((i + 1, fields.first().copied().unwrap_or_default().to_string(), parsed));
@@ -44,7 +46,9 @@ pub fn open(root: &Path, split: &str) -> Result<Option<Dataset>, DatasetError> {
     let samples = rows
         .into_iter()
         .map(|(line, path, parsed)| match parsed {
-            Err(what) => Sample { id: path, label: None, source: SampleSource::Broken(format!("{shown}:{line}: {what}")) },
+            Err(what) => {
+                Sample { id: path, label: None, source: SampleSource::Broken(format!("{shown}:{line}: {what}")) }
+            }
             Ok((_, label)) if label >= classes.len() => Sample {
                 id: path,
                 label: None,

@@ -32,7 +32,12 @@ pub enum LoadError {
     TooLong { input: String },
     #[error("{path}: {what}")]
     Frames { path: String, what: String },
+    #[error(transparent)]
+    Video(#[from] crate::capture::rgb::RgbError),
 }
+
+/// Decoded video frames one sample may hold (a 10 s 640x480 clip at 30 fps is 276 MB).
+pub const MAX_VIDEO_BYTES: usize = 1 << 30;
 
 /// A sample, ready to replay or render.
 pub enum SampleClip {
@@ -63,7 +68,18 @@ pub fn load_clip(source: &SampleSource) -> Result<SampleClip, LoadError> {
             }
             Ok(SampleClip::Recorded(clip))
         }
-        SampleSource::Segment { recording, start, end } => Ok(SampleClip::Recorded(read_segment(recording, *start, *end)?)),
+        SampleSource::EventsWithVideo { events, video } => {
+            let mut clip = read_file(events)?;
+            let zero = clip.events.first().map_or(0, |e| e.t);
+            clip.frames = crate::capture::rgb::read_video(video, zero, MAX_VIDEO_BYTES)?;
+            if let Some(f) = clip.frames.first() {
+                clip.size = (clip.size.0.max(f.width as u32), clip.size.1.max(f.height as u32));
+            }
+            Ok(SampleClip::Recorded(clip))
+        }
+        SampleSource::Segment { recording, start, end } => {
+            Ok(SampleClip::Recorded(read_segment(recording, *start, *end)?))
+        }
     }
 }
 
@@ -123,7 +139,8 @@ fn spread_frames(events: &[Event], aps: &Path) -> Result<Vec<Frame>, LoadError> 
 
 fn frame_of(img: &RgbImage, start: i64, t: i64, file: &Path) -> Result<Frame, LoadError> {
     let (w, h) = img.dimensions();
-    let too_big = || LoadError::Frames { path: file.display().to_string(), what: format!("{w}x{h} is larger than 65535") };
+    let too_big =
+        || LoadError::Frames { path: file.display().to_string(), what: format!("{w}x{h} is larger than 65535") };
     let (width, height) = (u16::try_from(w).map_err(|_| too_big())?, u16::try_from(h).map_err(|_| too_big())?);
     let pixels = img.pixels().flat_map(|p| [p[2], p[1], p[0]]).collect();
     Ok(Frame {

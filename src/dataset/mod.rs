@@ -84,6 +84,9 @@ pub enum SampleSource {
     /// from a folder when there is one: they are spread over the events' span, one per equal
     /// time slice.
     EventsWithFrames { events: PathBuf, aps: Option<PathBuf> },
+    /// An event file with a video of the same name beside it: the video's frames, aligned to
+    /// the events as `safed replay --rgb` aligns a video (first event = the video's start).
+    EventsWithVideo { events: PathBuf, video: PathBuf },
     /// The labelled span [start, end) µs of a longer recording (DVS128 Gesture).
     Segment { recording: PathBuf, start: i64, end: i64 },
     /// Listed by the dataset but unusable: why.

@@ -241,7 +241,8 @@ impl DatasetReport {
 
     /// The report as JSON, with confusion.csv, per_class.csv and confusion.png beside it.
     pub fn write(&self, path: &Path, classes: &[String]) -> Result<()> {
-        std::fs::write(path, serde_json::to_string_pretty(self)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
         let mut csv = format!("true\\predicted,{},(other)\n", classes.join(","));

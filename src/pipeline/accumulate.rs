@@ -178,7 +178,14 @@ impl Running {
             Item::Rendered(r) => {
                 s.frames.fetch_add(1, Ordering::Relaxed);
                 let r = *r;
-                self.pairs.push(Pair { start: r.start, end: r.end, rgb: r.rgb, events: r.events, event_count: 0, arrived: r.arrived });
+                self.pairs.push(Pair {
+                    start: r.start,
+                    end: r.end,
+                    rgb: r.rgb,
+                    events: r.events,
+                    event_count: 0,
+                    arrived: r.arrived,
+                });
             }
             // A sample's own windows and sensor; the pairer starts afresh.
             Item::SampleStart(start) => {

@@ -365,7 +365,9 @@ impl Pipeline {
                     let Some(mut run) = self.streams[i].sample.take() else { continue };
                     let j = ended.len();
                     // Recognitions of this sample due in this batch are tallied to it.
-                    due.iter_mut().filter(|d: &&mut Due| d.stream == i && d.run == RunRef::Live).for_each(|d| d.run = RunRef::Ended(j));
+                    due.iter_mut()
+                        .filter(|d: &&mut Due| d.stream == i && d.run == RunRef::Live)
+                        .for_each(|d| d.run = RunRef::Ended(j));
                     let error = error.or_else(|| match run.clip_input() {
                         Ok(t) => {
                             clips.push((j, t));

@@ -39,7 +39,9 @@ impl SampleRun {
         if w == 0.0 {
             return;
         }
-        let sum = self.sum.get_or_insert_with(|| PairTokens { rgb: vec![0.0; t.rgb.len()], events: vec![0.0; t.events.len()] });
+        let sum = self
+            .sum
+            .get_or_insert_with(|| PairTokens { rgb: vec![0.0; t.rgb.len()], events: vec![0.0; t.events.len()] });
         sum.rgb.iter_mut().zip(&t.rgb).for_each(|(s, v)| *s += w * v);
         sum.events.iter_mut().zip(&t.events).for_each(|(s, v)| *s += w * v);
     }

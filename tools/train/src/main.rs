@@ -52,9 +52,10 @@ struct SynthArgs {
     /// RGB frames per sample.
     #[arg(long, default_value_t = 8)]
     frames: usize,
-    /// On-disk layout: `folders` (SAFE's), `hardvs` (label files, .npz events) or
-    /// `dvs-gesture` (AEDAT 3.1 recordings of labelled segments, event-only).
-    #[arg(long, default_value = "folders", value_parser = ["folders", "hardvs", "dvs-gesture"])]
+    /// On-disk layout: `folders` (SAFE's), `recordings` (one AEDAT4 per sample), `hardvs`
+    /// (label files, .npz events) or `dvs-gesture` (AEDAT 3.1 recordings of labelled segments,
+    /// event-only).
+    #[arg(long, default_value = "folders", value_parser = ["folders", "recordings", "hardvs", "dvs-gesture"])]
     layout: String,
 }
 

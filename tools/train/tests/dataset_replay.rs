@@ -1,6 +1,6 @@
 //! `safed replay --dataset` scores every layout as `safe-train eval` does: the same samples,
 //! the same argmax, log-probabilities within 1e-4 (the clip protocol: F evenly spaced pairs,
-//! fused once), on SAFE's folders, HARDVS's label files with `.npz` events, and DVS128
+//! fused once), on SAFE's folders, per-sample AEDAT4 recordings, HARDVS's label files with `.npz` events, and DVS128
 //! Gesture's segments of AEDAT 3.1 recordings.
 
 use candle_core::Device;
@@ -28,9 +28,12 @@ fn every_layout_replays_as_eval_scores_it() {
     write_model(&model, &state.labels, &onnx, true, false, "test").unwrap();
     let text = TextTokens::new(&state.labels, model.config.context, &Device::Cpu).unwrap();
 
-    for (layout, name) in
-        [(SynthLayout::Folders, "folders"), (SynthLayout::Hardvs, "hardvs"), (SynthLayout::DvsGesture, "dvs-gesture")]
-    {
+    for (layout, name) in [
+        (SynthLayout::Folders, "folders"),
+        (SynthLayout::Recordings, "recordings"),
+        (SynthLayout::Hardvs, "hardvs"),
+        (SynthLayout::DvsGesture, "dvs-gesture"),
+    ] {
         let dir = tmp.path().join(name);
         write_dataset_as(&dir, &o, layout).unwrap();
         let test = Dataset::open_for(&dir, "test", model.config.events).unwrap();
@@ -40,15 +43,13 @@ fn every_layout_replays_as_eval_scores_it() {
 
         let res = tmp.path().join(format!("{name}.jsonl"));
         let args = ["safed", "replay", "--speed", "max", "--streams", "3", "--batch", "3", "--dataset"];
-        let cli = safed::cli::Cli::try_parse_from(
-            args.iter().map(|s| s.to_string()).chain([
-                dir.display().to_string(),
-                "--model".into(),
-                onnx.display().to_string(),
-                "--results".into(),
-                res.display().to_string(),
-            ]),
-        )
+        let cli = safed::cli::Cli::try_parse_from(args.iter().map(|s| s.to_string()).chain([
+            dir.display().to_string(),
+            "--model".into(),
+            onnx.display().to_string(),
+            "--results".into(),
+            res.display().to_string(),
+        ]))
         .unwrap();
         safed::cli::run(cli).unwrap();
         let mut replayed = results::read(&res).unwrap().results;

@@ -155,7 +155,9 @@ fn a_voxel_model_is_exported_and_served_as_one() {
         let Source::Recording(path) = &sample.source else { unreachable!() };
         let shown = path.display().to_string();
         let clip = read_clip(safed::events::open(&shown).unwrap().as_mut()).unwrap();
-        let images = clip.images(FrameWindow::Interval, Representation::Voxel, safed::dataset::EVENT_ONLY_WINDOW_US, &shown).unwrap();
+        let images = clip
+            .images(FrameWindow::Interval, Representation::Voxel, safed::dataset::EVENT_ONLY_WINDOW_US, &shown)
+            .unwrap();
         let per = 3 * (size * size) as usize;
         let (mut rgb, mut event) = (vec![0f32; 3 * per], vec![0f32; 3 * per]);
         for (k, i) in evenly_spaced(images.rgb.len(), 3).into_iter().enumerate() {

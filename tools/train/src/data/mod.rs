@@ -101,7 +101,8 @@ pub fn load_sample(s: &Sample, events: Representation) -> Result<SampleImages> {
             if events != Representation::Image {
                 bail!("sample {}: {events} input needs the recorded events, not rendered event images", s.name);
             }
-            let mut out = SampleImages { rgb: Vec::with_capacity(pairs.len()), events: Vec::with_capacity(pairs.len()) };
+            let mut out =
+                SampleImages { rgb: Vec::with_capacity(pairs.len()), events: Vec::with_capacity(pairs.len()) };
             for (aps, dvs) in &pairs {
                 out.rgb.push(load_image(aps)?);
                 out.events.push(load_image(dvs)?);
@@ -109,7 +110,8 @@ pub fn load_sample(s: &Sample, events: Representation) -> Result<SampleImages> {
             Ok(out)
         }
         SampleClip::Recorded(clip) => {
-            let images = clip.images(FrameWindow::Interval, events, EVENT_ONLY_WINDOW_US, &s.name).context(s.name.clone())?;
+            let images =
+                clip.images(FrameWindow::Interval, events, EVENT_ONLY_WINDOW_US, &s.name).context(s.name.clone())?;
             Ok(SampleImages { rgb: images.rgb, events: images.events })
         }
     }

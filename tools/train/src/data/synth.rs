@@ -278,6 +278,9 @@ pub enum SynthLayout {
     /// DVS128 Gesture: AEDAT 3.1 recordings (one per "user", one labelled segment per class),
     /// `_labels.csv`, `trials_to_<split>.txt`, `gesture_mapping.csv`. Event-only.
     DvsGesture,
+    /// Per-sample recordings, PokerEvent's raw layout: `<split>/<class>/<name>.aedat4` (events
+    /// and frames), nothing else.
+    Recordings,
 }
 
 impl SynthLayout {
@@ -286,6 +289,7 @@ impl SynthLayout {
             "folders" => Some(SynthLayout::Folders),
             "hardvs" => Some(SynthLayout::Hardvs),
             "dvs-gesture" => Some(SynthLayout::DvsGesture),
+            "recordings" => Some(SynthLayout::Recordings),
             _ => None,
         }
     }
@@ -299,7 +303,8 @@ fn sample_rng(o: &SynthOptions, c: usize, k: usize) -> ChaCha8Rng {
 /// Writes the whole dataset under `out` in `layout`; returns the number of samples written.
 pub fn write_dataset_as(out: &Path, o: &SynthOptions, layout: SynthLayout) -> Result<usize> {
     match layout {
-        SynthLayout::Folders => write_dataset(out, o),
+        SynthLayout::Folders => write_folders(out, o, false),
+        SynthLayout::Recordings => write_folders(out, o, true),
         SynthLayout::Hardvs => write_hardvs(out, o),
         SynthLayout::DvsGesture => write_dvs_gesture(out, o),
     }
@@ -374,7 +379,8 @@ fn write_dvs_gesture(out: &Path, o: &SynthOptions) -> Result<usize> {
             csv.push_str(&format!("{},{},{}\n", c + 1, offset, offset + span));
         }
         let file = out.join(format!("{stem}.aedat"));
-        safed::events::aedat31::write_polarity(&file, "DVS128", &events).with_context(|| format!("writing {}", file.display()))?;
+        safed::events::aedat31::write_polarity(&file, "DVS128", &events)
+            .with_context(|| format!("writing {}", file.display()))?;
         std::fs::write(out.join(format!("{stem}_labels.csv")), csv)?;
         trials[(split_of(o, user, test_n) == "test") as usize].push_str(&format!("{stem}.aedat\n"));
     }
@@ -385,6 +391,11 @@ fn write_dvs_gesture(out: &Path, o: &SynthOptions) -> Result<usize> {
 
 /// Writes the whole dataset under `out` (SAFE's folders); returns the number of samples written.
 pub fn write_dataset(out: &Path, o: &SynthOptions) -> Result<usize> {
+    write_folders(out, o, false)
+}
+
+/// `<split>/<class>/<name>/` sample folders, or with `recordings_only` just `<name>.aedat4`.
+fn write_folders(out: &Path, o: &SynthOptions, recordings_only: bool) -> Result<usize> {
     let test_n = check(o)?;
     let labels: Vec<&str> = SHAPES[..o.classes].to_vec();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -395,9 +406,14 @@ pub fn write_dataset(out: &Path, o: &SynthOptions) -> Result<usize> {
             let mut rng = sample_rng(o, c, k);
             let split = split_of(o, k, test_n);
             let name = format!("{label}_{k:04}");
-            let dir: PathBuf = out.join(split).join(label).join(&name);
+            let class_dir: PathBuf = out.join(split).join(label);
             let clip = clip(c, o, &mut rng);
-            write_sample(&dir, &name, &clip, o)?;
+            if recordings_only {
+                std::fs::create_dir_all(&class_dir)?;
+                clip.write_aedat4(&class_dir.join(format!("{name}.aedat4")), o.width, o.height)?;
+            } else {
+                write_sample(&class_dir.join(&name), &name, &clip, o)?;
+            }
             written += 1;
         }
     }
