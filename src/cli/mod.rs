@@ -42,7 +42,7 @@ pub enum Command {
     /// Run the whole pipeline on a recording and report latency (no arguments: the bundled
     /// demo recording through the bundled demo model), or every sample of a dataset split
     /// (`--dataset`) and report accuracy and latency.
-    Replay(replay::Args),
+    Replay(Box<replay::Args>),
     /// Reports of dataset replays: `safed report merge SHARD.jsonl...`.
     Report(report::Args),
     /// Run the daemon with a TOML configuration (config/safed.toml documents every option).
@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Classify(args) => classify::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchDataset(args) => bench_dataset::run(args),
-        Command::Replay(args) => replay::run(args),
+        Command::Replay(args) => replay::run(*args),
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
         Command::CheckConfig(args) => check_config::run(args),

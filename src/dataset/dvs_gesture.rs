@@ -32,7 +32,7 @@ pub fn open(root: &Path, split: &str) -> Result<Option<Dataset>, DatasetError> {
         None => dir.parent().map(read_mapping).transpose()?.flatten(),
     };
     let root = dir.as_path();
-    let mut rows: Vec<(String, Result<(usize, std::path::PathBuf, i64, i64), String>)> = Vec::new();
+    let mut rows: Vec<(String, Result<Span, String>)> = Vec::new();
     for name in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let recording = root.join(name);
         let stem = name.strip_suffix(".aedat").unwrap_or(name);
@@ -56,7 +56,9 @@ pub fn open(root: &Path, split: &str) -> Result<Option<Dataset>, DatasetError> {
             let f: Vec<&str> = line.split(',').map(str::trim).collect();
             let parsed = match f[..] {
                 [c, s, e] => match (c.parse::<usize>(), s.parse::<i64>(), e.parse::<i64>()) {
-                    (Ok(c), Ok(s), Ok(e)) if c >= 1 && s < e => Ok((c, recording.clone(), s, e)),
+                    (Ok(class), Ok(start), Ok(end)) if class >= 1 && start < end => {
+                        Ok(Span { class, recording: recording.clone(), start, end })
+                    }
                     (Ok(_), Ok(_), Ok(_)) => Err(format!("{at}: class 0 or an empty span in {line:?}")),
                     _ => Err(format!("{at}: expected numbers in {line:?}")),
                 },
@@ -71,17 +73,17 @@ pub fn open(root: &Path, split: &str) -> Result<Option<Dataset>, DatasetError> {
     let classes = match mapping {
         Some(m) => m,
         None => {
-            let max = rows.iter().filter_map(|r| r.1.as_ref().ok().map(|p| p.0)).max().unwrap_or(1);
+            let max = rows.iter().filter_map(|r| r.1.as_ref().ok().map(|p| p.class)).max().unwrap_or(1);
             (1..=max).map(|c| c.to_string()).collect()
         }
     };
     let samples = rows
         .into_iter()
         .map(|(id, parsed)| match parsed {
-            Ok((c, recording, start, end)) if c <= classes.len() => {
-                Sample { id, label: Some(c - 1), source: SampleSource::Segment { recording, start, end } }
+            Ok(Span { class, recording, start, end }) if class <= classes.len() => {
+                Sample { id, label: Some(class - 1), source: SampleSource::Segment { recording, start, end } }
             }
-            Ok((c, ..)) => Sample {
+            Ok(Span { class: c, .. }) => Sample {
                 id,
                 label: None,
                 source: SampleSource::Broken(format!("class {c}, but gesture_mapping.csv names {}", classes.len())),
@@ -90,6 +92,14 @@ pub fn open(root: &Path, split: &str) -> Result<Option<Dataset>, DatasetError> {
         })
         .collect();
     Ok(Some(Dataset { root: root.into(), split: split.into(), layout: Layout::DvsGesture, classes, samples }))
+}
+
+/// One labels-CSV row: a 1-based class over [start, end) µs of a recording.
+struct Span {
+    class: usize,
+    recording: std::path::PathBuf,
+    start: i64,
+    end: i64,
 }
 
 /// `gesture_mapping.csv`: `action,label` rows (1-based labels) as names in label order.
