@@ -68,7 +68,8 @@ impl<T> Ring<T> {
                 }
                 Err(back) if !stop.load(Ordering::Relaxed) => {
                     item = back;
-                    std::thread::sleep(std::time::Duration::from_micros(200));
+                    // 1 ms: the queue is a few pairs deep, and a shorter nap only costs wake-ups.
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 Err(_) => return false,
             }

@@ -1,7 +1,7 @@
 //! `safed replay --dataset` as a user runs it on a per-sample-recordings dataset made of the
 //! bundled demo recording: killed with SIGKILL and resumed, every sample is counted once;
 //! two shards merged give one run's report; broken samples are reported with their reasons
-//! and the rest are scored.
+//! and the rest are scored; an event file with a video beside it takes its RGB from the video.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -64,6 +64,10 @@ pub struct Common {
     pub session: SessionArgs,
 }
 
+/// Queue capacity (items) of a dataset lane: a few pairs ahead of the pipeline, enough to
+/// overlap reading with inference; more would only hold decoded images (and time) in memory.
+const DATASET_RING: usize = 32;
+
 pub fn run(a: DatasetArgs, c: Common) -> Result<()> {
     let Some(root) = &a.dataset else { bail!("--dataset is required") };
     let shard = match &a.shard {
@@ -129,7 +133,8 @@ pub fn run(a: DatasetArgs, c: Common) -> Result<()> {
     let mut lanes = Vec::new();
     let mut captures = Vec::new();
     for k in 0..streams.min(total.max(1)) {
-        let link = CaptureLink::new(Ring::new(c.ring, Overflow::DropOldest), stop.clone());
+        // Shallow: the feeder waits for room, so a deep queue only holds decoded images.
+        let link = CaptureLink::new(Ring::new(c.ring.min(DATASET_RING), Overflow::DropOldest), stop.clone());
         let o = StreamOptions {
             name: format!("sample-lane-{k}"),
             source: root.display().to_string(),

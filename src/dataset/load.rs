@@ -125,14 +125,10 @@ fn read_segment(path: &Path, start: i64, end: i64) -> Result<RecordedClip, LoadE
 /// slices, so its frame-interval window is that slice (how HARDVS's event images were cut).
 fn spread_frames(events: &[Event], aps: &Path) -> Result<Vec<Frame>, LoadError> {
     let files = frame_files(aps)?;
-    let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(Vec::new()) };
-    let (n, span) = (files.len() as i64, last.t + 1 - first.t);
-    let mut frames = Vec::with_capacity(files.len());
-    for (k, file) in files.iter().enumerate() {
-        let img = load_image(file)?;
-        let k = k as i64;
-        let (s, t) = (first.t + span * k / n, first.t + span * (k + 1) / n);
-        frames.push(frame_of(&img, s, t, file)?);
+    let slices = crate::accumulate::window::time_slices(events, files.len());
+    let mut frames = Vec::with_capacity(slices.len());
+    for (file, (s, t, _)) in files.iter().zip(slices) {
+        frames.push(frame_of(&load_image(file)?, s, t, file)?);
     }
     Ok(frames)
 }

@@ -5,7 +5,9 @@
 # p50/p99, beside what the model alone sustains on the same clips and batch (`safed
 # bench-dataset`, same run); then recorded speed (latency), and, with MEM=1, a 10,000-sample
 # dataset (per-sample recordings: the test split's recordings linked over and over) replayed
-# whole at max with resident memory sampled every 2 s.
+# whole at max with resident memory sampled every 2 s. R=3 runs per row (median and range).
+# "model + reading, serial" adds bench-dataset's one-thread reading and preprocessing time:
+# the work the pipeline does beyond the model calls, when no core is spare to overlap it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q --workspace
@@ -14,21 +16,44 @@ DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
 "$T/safe-train" synth "$DIR/synth" --classes 6 --samples-per-class 60 --seed 1 2> /dev/null
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
-field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
-printf '%-8s %-6s %14s %14s %8s %10s %10s\n' speed N model_only/s pipeline/s ratio e2e_p50 e2e_p99
-for speed in max 1; do
-    for n in 1 2 4 8; do
-        [ "$speed" = 1 ] && [ "$n" = 2 -o "$n" = 8 ] && continue
-        alone=$("$T/safed" bench-dataset --dataset "$DIR/synth" --batch "$n" | python3 -c 'import json,sys; print(json.load(sys.stdin)["samples_per_s"])')
-        "$T/safed" replay --dataset "$DIR/synth" --speed "$speed" --streams "$n" --batch "$n" --report "$DIR/r.json" 2> /dev/null
-        piped=$(field "$DIR/r.json" 'd["throughput"]["samples_per_s"]')
-        p50=$(field "$DIR/r.json" 'd["end_to_end"]["p50"]')
-        p99=$(field "$DIR/r.json" 'd["end_to_end"]["p99"]')
-        acc=$(field "$DIR/r.json" 'd["clip_top1"]')
-        printf '%-8s %-6s %14.1f %14.1f %8.3f %10.2f %10.2f  (clip top-1 %s)\n' "$speed" "$n" "$alone" "$piped" \
-            "$(python3 -c "print($piped / $alone)")" "$p50" "$p99" "$acc"
+R="${R:-3}"  # runs per row: the table gives the median and the range
+echo "runs per row: $R (median, [min-max])"
+: > "$DIR/rows"
+for run in $(seq "$R"); do
+    for speed in max 1; do
+        for n in 1 2 4 8; do
+            [ "$speed" = 1 ] && [ "$n" = 2 -o "$n" = 8 ] && continue
+            "$T/safed" bench-dataset --dataset "$DIR/synth" --batch "$n" > "$DIR/alone.json"
+            "$T/safed" replay --dataset "$DIR/synth" --speed "$speed" --streams "$n" --batch "$n" \
+                --report "$DIR/r.json" 2> /dev/null
+            python3 - "$speed" "$n" "$DIR/alone.json" "$DIR/r.json" >> "$DIR/rows" <<'PY'
+import json, sys
+a, r = json.load(open(sys.argv[3])), json.load(open(sys.argv[4]))
+print(json.dumps({"speed": sys.argv[1], "n": int(sys.argv[2]), "alone": a["samples_per_s"],
+    "serial": a["samples"] / (a["read_s"] + a["encode_s"] + a["fuse_s"]),
+    "piped": r["throughput"]["samples_per_s"], "p50": r["end_to_end"]["p50"],
+    "p99": r["end_to_end"]["p99"], "top1": r["clip_top1"]}))
+PY
+        done
     done
 done
+python3 - "$DIR/rows" <<'PY'
+import json, sys, statistics
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def cell(vals, fmt):
+    m = statistics.median(vals)
+    return f"{m:{fmt}} [{min(vals):{fmt}}-{max(vals):{fmt}}]"
+print("| speed | N | model alone (samples/s) | model + reading, serial | pipeline (samples/s) "
+      "| pipeline / model alone | end-to-end p50 ms | p99 ms | clip top-1 |")
+print("|---|---|---|---|---|---|---|---|---|")
+for key in dict.fromkeys((r["speed"], r["n"]) for r in rows):
+    g = [r for r in rows if (r["speed"], r["n"]) == key]
+    col = lambda k: [r[k] for r in g]
+    ratio = [r["piped"] / r["alone"] for r in g]
+    print(f"| {key[0]} | {key[1]} | {cell(col('alone'), '.1f')} | {cell(col('serial'), '.1f')} "
+          f"| {cell(col('piped'), '.1f')} | {cell(ratio, '.2f')} | {cell(col('p50'), '.1f')} "
+          f"| {cell(col('p99'), '.1f')} | {statistics.median(col('top1')):.4f} |")
+PY
 if [ "${MEM:-0}" = 1 ]; then
     BIG="$DIR/big"
     i=0
