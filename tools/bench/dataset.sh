@@ -8,6 +8,7 @@
 # whole at max with resident memory sampled every 2 s. R=3 runs per row (median and range).
 # "model + reading, serial" adds bench-dataset's one-thread reading and preprocessing time:
 # the work the pipeline does beyond the model calls, when no core is spare to overlap it.
+# THREADS=1 leaves the other cores to reading (the pipeline's capture and accumulate threads).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q --workspace
@@ -16,16 +17,17 @@ DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
 "$T/safe-train" synth "$DIR/synth" --classes 6 --samples-per-class 60 --seed 1 2> /dev/null
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+THREADS="${THREADS:-0}"  # ONNX Runtime intra-op threads, both sides (0: one per core)
 R="${R:-3}"  # runs per row: the table gives the median and the range
-echo "runs per row: $R (median, [min-max])"
+echo "runs per row: $R (median, [min-max]); intra-op threads: $THREADS"
 : > "$DIR/rows"
 for run in $(seq "$R"); do
     for speed in max 1; do
         for n in 1 2 4 8; do
             [ "$speed" = 1 ] && [ "$n" = 2 -o "$n" = 8 ] && continue
-            "$T/safed" bench-dataset --dataset "$DIR/synth" --batch "$n" > "$DIR/alone.json"
+            "$T/safed" bench-dataset --dataset "$DIR/synth" --batch "$n" --threads "$THREADS" > "$DIR/alone.json"
             "$T/safed" replay --dataset "$DIR/synth" --speed "$speed" --streams "$n" --batch "$n" \
-                --report "$DIR/r.json" 2> /dev/null
+                --threads "$THREADS" --report "$DIR/r.json" 2> /dev/null
             python3 - "$speed" "$n" "$DIR/alone.json" "$DIR/r.json" >> "$DIR/rows" <<'PY'
 import json, sys
 a, r = json.load(open(sys.argv[3])), json.load(open(sys.argv[4]))
