@@ -55,6 +55,19 @@ def main():
     if npz.exists():
         (out / "npz" / npz.name).write_bytes(npz.read_bytes()[4:])
         (out / "detect" / npz.name).write_bytes(npz.read_bytes())
+    # Dataset text files, 0xFF-separated as the dataset_text target splits them: a HARDVS
+    # label file and labels.txt, a DVS128 Gesture trial list, labels CSV and mapping, and a
+    # results line.
+    (out / "dataset_text").mkdir(parents=True, exist_ok=True)
+    parts = [
+        b"clips/a 8 0\nclips/b.npz 8 1\n",
+        b"triangle\ncircle\n",
+        b"user01_fluorescent.aedat\n",
+        b"class,startTime_usec,endTime_usec\n1,80048239,85092709\n2,89431170,95231007\n",
+        b"action,label\nhand_clapping,1\nright_hand_wave,2\n",
+        b'{"index":0,"id":"a","label":"triangle","known":true,"pairs":8,"events":0,"seconds":0.1}\n',
+    ]
+    (out / "dataset_text" / "seed").write_bytes(b"\xff".join(parts))
 
 
 if __name__ == "__main__":

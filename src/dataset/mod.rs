@@ -218,6 +218,39 @@ impl Shard {
     }
 }
 
+/// Fuzzing entry: the text files a dataset root holds (HARDVS's label files, DVS128 Gesture's
+/// trial list, labels CSV and class mapping, `labels.txt`) and a `--results` file to resume
+/// from, each a part of `bytes` (split at 0xFF), written to one scratch root per process and
+/// opened as a user's would be. Errors are fine; a panic or a hang is the bug.
+#[doc(hidden)]
+pub fn fuzz_text_files(bytes: &[u8]) {
+    let root = std::env::temp_dir().join(format!("safed-fuzz-dataset-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (hardvs, gesture) = (root.join("hardvs"), root.join("gesture"));
+    if std::fs::create_dir_all(&hardvs).is_err() || std::fs::create_dir_all(&gesture).is_err() {
+        return;
+    }
+    let mut parts = bytes.split(|&b| b == 0xFF);
+    let mut next = || parts.next().unwrap_or_default();
+    let files = [
+        hardvs.join("test_label.txt"),
+        hardvs.join("labels.txt"),
+        gesture.join("trials_to_test.txt"),
+        gesture.join("user01_fluorescent_labels.csv"),
+        gesture.join("gesture_mapping.csv"),
+        root.join("results.jsonl"),
+    ];
+    for f in &files {
+        if std::fs::write(f, next()).is_err() {
+            return;
+        }
+    }
+    let _ = std::fs::write(gesture.join("user01_fluorescent.aedat"), b"");
+    let _ = Dataset::open(&hardvs, "test");
+    let _ = Dataset::open(&gesture, "test");
+    let _ = results::read(&files[5]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
