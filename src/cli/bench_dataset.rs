@@ -11,9 +11,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::infer_args::SessionArgs;
-use crate::accumulate::FrameWindow;
-use crate::dataset::{load_clip, Dataset, SampleClip, SampleSource, EVENT_ONLY_WINDOW_US};
-use crate::infer::preprocess::load_image;
+use crate::dataset::{load_images, Dataset, SampleSource};
 use crate::infer::stream_cache::{InputSpec, StageTimes};
 use crate::pipeline::load_model;
 
@@ -52,16 +50,8 @@ struct Report {
 
 /// A sample's pairs as tensors.
 fn tensors(source: &SampleSource, input: &InputSpec) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
-    Ok(match load_clip(source)? {
-        SampleClip::Rendered(files) => files
-            .iter()
-            .map(|(a, d)| Ok((input.tensor(&load_image(a)?), input.tensor(&load_image(d)?))))
-            .collect::<Result<_>>()?,
-        SampleClip::Recorded(clip) => {
-            let images = clip.images(FrameWindow::Interval, input.events, EVENT_ONLY_WINDOW_US, "sample")?;
-            images.rgb.iter().zip(&images.events).map(|(r, e)| (input.tensor(r), input.tensor(e))).collect()
-        }
-    })
+    let images = load_images(source, input.events, "sample")?;
+    Ok(images.rgb.iter().zip(&images.events).map(|(r, e)| (input.tensor(r), input.tensor(e))).collect())
 }
 
 pub fn run(a: Args) -> Result<()> {

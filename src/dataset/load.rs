@@ -12,7 +12,7 @@ use image::RgbImage;
 
 use super::SampleSource;
 use crate::accumulate::clip::MAX_CLIP_EVENTS;
-use crate::accumulate::{read_clip, ClipError, RecordedClip};
+use crate::accumulate::{read_clip, ClipError, ClipImages, FrameWindow, RecordedClip, Representation};
 use crate::events::{Event, EventError, Frame, PacketData, PixelFormat, StreamKind};
 use crate::infer::preprocess::{frame_files, load_image, PreprocessError};
 
@@ -79,6 +79,25 @@ pub fn load_clip(source: &SampleSource) -> Result<SampleClip, LoadError> {
         }
         SampleSource::Segment { recording, start, end } => {
             Ok(SampleClip::Recorded(read_segment(recording, *start, *end)?))
+        }
+    }
+}
+
+/// A sample's frames and event images in time order, at their recorded size: the dataset's
+/// own pairs as they are, or its recording's frame windows rendered as `events` (event-only:
+/// [`super::EVENT_ONLY_WINDOW_US`] windows). What training, evaluation and bench-dataset read.
+pub fn load_images(source: &SampleSource, events: Representation, name: &str) -> Result<ClipImages, LoadError> {
+    match load_clip(source)? {
+        SampleClip::Rendered(pairs) => {
+            let mut out = ClipImages { rgb: Vec::with_capacity(pairs.len()), events: Vec::with_capacity(pairs.len()) };
+            for (aps, dvs) in &pairs {
+                out.rgb.push(load_image(aps)?);
+                out.events.push(load_image(dvs)?);
+            }
+            Ok(out)
+        }
+        SampleClip::Recorded(clip) => {
+            Ok(clip.images(FrameWindow::Interval, events, super::EVENT_ONLY_WINDOW_US, name)?)
         }
     }
 }

@@ -21,7 +21,7 @@ pub mod score;
 
 use std::path::{Path, PathBuf};
 
-pub use load::{frame_pairs, load_clip, LoadError, SampleClip};
+pub use load::{frame_pairs, load_clip, load_images, LoadError, SampleClip};
 
 /// The rate at which the frames of a frame-folder sample are stamped when nothing says
 /// otherwise: neither SAFE's repository nor HARDVS's or PokerEvent's readme states one (their

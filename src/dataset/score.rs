@@ -68,7 +68,6 @@ pub struct DatasetReport {
 /// The report built one result at a time (a replay of any length holds only this).
 pub struct Tally {
     classes: Vec<String>,
-    results: usize,
     scored: usize,
     unknown: usize,
     top1: usize,
@@ -76,7 +75,6 @@ pub struct Tally {
     streamed: usize,
     stream_sum: f64,
     last_right: usize,
-    events: u64,
     confusion: Vec<Vec<usize>>,
     hist: BTreeMap<&'static str, StageHistogram>,
     failures: Vec<Failure>,
@@ -90,7 +88,6 @@ impl Tally {
     pub fn new(classes: &[String]) -> Self {
         Tally {
             classes: classes.to_vec(),
-            results: 0,
             scored: 0,
             unknown: 0,
             top1: 0,
@@ -98,7 +95,6 @@ impl Tally {
             streamed: 0,
             stream_sum: 0.0,
             last_right: 0,
-            events: 0,
             confusion: vec![vec![0usize; classes.len() + 1]; classes.len()],
             hist: STAGES.iter().map(|s| (*s, StageHistogram::default())).collect(),
             failures: Vec::new(),
@@ -121,8 +117,6 @@ impl Tally {
     }
 
     fn count(&mut self, r: &SampleResult) {
-        self.results += 1;
-        self.events += r.events;
         if let Some(error) = &r.error {
             self.failed += 1;
             if self.failures.len() < 20 {
@@ -169,16 +163,7 @@ impl Tally {
             stream_top1: if self.streamed == 0 { 0.0 } else { self.stream_sum / self.streamed as f64 },
             stream_last_top1: share(self.last_right, self.streamed),
             without_recognitions: self.scored - self.streamed,
-            per_class: self
-                .classes
-                .iter()
-                .zip(&self.confusion)
-                .enumerate()
-                .map(|(i, (c, row))| {
-                    let n: usize = row.iter().sum();
-                    ClassScore { class: c.clone(), samples: n, clip_top1: share(row[i], n) }
-                })
-                .collect(),
+            per_class: self.per_class(),
             confusion: self.confusion.clone(),
             latency_ms,
             end_to_end,
@@ -193,15 +178,20 @@ impl Tally {
 }
 
 impl Tally {
+    /// Clip top-1 per class, from the confusion matrix's rows (0 for a class without samples).
+    fn per_class(&self) -> Vec<ClassScore> {
+        let rows = self.classes.iter().zip(&self.confusion).enumerate();
+        rows.map(|(i, (c, row))| {
+            let n: usize = row.iter().sum();
+            ClassScore { class: c.clone(), samples: n, clip_top1: if n == 0 { 0.0 } else { row[i] as f64 / n as f64 } }
+        })
+        .collect()
+    }
+
     /// Left: clip top-1 per class (green); right: end-to-end latency at quantiles 1% .. 100%
     /// (blue). The figures are in the report.
     pub fn plot(&self, path: &Path) -> Result<()> {
-        let per_class: Vec<f64> = self
-            .confusion
-            .iter()
-            .enumerate()
-            .map(|(i, row)| row[i] as f64 / row.iter().sum::<usize>().max(1) as f64)
-            .collect();
+        let per_class: Vec<f64> = self.per_class().iter().map(|c| c.clip_top1).collect();
         let quantiles = self.hist.get("end_to_end").map(|h| h.quantiles_ms(100)).unwrap_or_default();
         crate::plot::curves_png(&[vec![(per_class, [30, 150, 60])], vec![(quantiles, [40, 90, 200])]], path)
     }

@@ -158,13 +158,14 @@ impl Running {
     fn push(&mut self, item: Item) -> Option<Work> {
         let me = self.a.me;
         let s = &self.a.stats;
-        match item {
+        let after = match item {
             Item::Events { events, arrived } => {
                 s.events.fetch_add(events.len() as u64, Ordering::Relaxed);
                 if let Some(c) = &self.a.counters {
                     c.events.inc_by(events.len() as u64);
                 }
                 self.pairer.push_events(&events, arrived, &mut self.pairs);
+                None
             }
             Item::Frame { frame, arrived } => {
                 s.frames.fetch_add(1, Ordering::Relaxed);
@@ -174,6 +175,7 @@ impl Running {
                 if self.has_frames {
                     self.pairer.push_frame(frame, arrived, &mut self.pairs);
                 }
+                None
             }
             Item::Rendered(r) => {
                 s.frames.fetch_add(1, Ordering::Relaxed);
@@ -186,6 +188,7 @@ impl Running {
                     event_count: 0,
                     arrived: r.arrived,
                 });
+                None
             }
             // A sample's own windows and sensor; the pairer starts afresh.
             Item::SampleStart(start) => {
@@ -193,11 +196,11 @@ impl Running {
                 self.window_dropped_before += self.pairer.dropped_events();
                 self.pairer = new_pairer(start.mode, start.sensor, &self.a.opts, self.a.input.events);
                 self.has_frames = start.has_frames;
-                return Some(Work::Begin(me, start));
+                Some(Work::Begin(me, start))
             }
             Item::SampleEnd { error } => {
                 self.pairer.finish(&mut self.pairs);
-                return Some(Work::End(me, error));
+                Some(Work::End(me, error))
             }
             // A connection ended: its last frames get the events that came, then windows start
             // afresh (the next connection's clock is its own).
@@ -205,12 +208,11 @@ impl Running {
                 self.pairer.finish(&mut self.pairs);
                 self.window_dropped_before += self.pairer.dropped_events();
                 self.pairer = new_pairer(self.a.opts.mode, self.a.opts.sensor, &self.a.opts, self.a.input.events);
-                self.record_dropped();
-                return Some(Work::Reset(me));
+                Some(Work::Reset(me))
             }
-        }
+        };
         self.record_dropped();
-        None
+        after
     }
 
     fn record_dropped(&self) {

@@ -14,9 +14,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
-use safed::accumulate::{FrameWindow, Representation};
-use safed::dataset::{folders, load_clip, SampleClip, EVENT_ONLY_WINDOW_US};
-use safed::infer::preprocess::load_image;
+use safed::accumulate::Representation;
+use safed::dataset::{folders, load_images};
 
 /// Where a sample's data is (safed's definition).
 pub use safed::dataset::SampleSource as Source;
@@ -96,23 +95,9 @@ pub struct SampleImages {
 /// A sample's images, its event windows rendered as `events` (safed's reading of the sample,
 /// the one its dataset replay uses).
 pub fn load_sample(s: &Sample, events: Representation) -> Result<SampleImages> {
-    match load_clip(&s.source)? {
-        SampleClip::Rendered(pairs) => {
-            if events != Representation::Image {
-                bail!("sample {}: {events} input needs the recorded events, not rendered event images", s.name);
-            }
-            let mut out =
-                SampleImages { rgb: Vec::with_capacity(pairs.len()), events: Vec::with_capacity(pairs.len()) };
-            for (aps, dvs) in &pairs {
-                out.rgb.push(load_image(aps)?);
-                out.events.push(load_image(dvs)?);
-            }
-            Ok(out)
-        }
-        SampleClip::Recorded(clip) => {
-            let images =
-                clip.images(FrameWindow::Interval, events, EVENT_ONLY_WINDOW_US, &s.name).context(s.name.clone())?;
-            Ok(SampleImages { rgb: images.rgb, events: images.events })
-        }
+    if events != Representation::Image && matches!(s.source, Source::Frames { .. }) {
+        bail!("sample {}: {events} input needs the recorded events, not rendered event images", s.name);
     }
+    let images = load_images(&s.source, events, &s.name).context(s.name.clone())?;
+    Ok(SampleImages { rgb: images.rgb, events: images.events })
 }
