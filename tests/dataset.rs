@@ -3,6 +3,8 @@
 //! two shards merged give one run's report; broken samples are reported with their reasons
 //! and the rest are scored; an event file with a video beside it takes its RGB from the video.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -184,25 +186,7 @@ fn a_root_that_is_no_dataset_names_the_layouts() {
 
 /// The demo recording's first `n` frames as an MJPG video written by OpenCV's VideoWriter.
 fn write_video(path: &Path, n: usize) {
-    use opencv::core::{Mat, Scalar, Size, CV_8UC3};
-    use opencv::prelude::*;
-    use opencv::videoio::VideoWriter;
-    use safed::events::{open, PacketData};
-    let mut src = open(demo_recording().to_str().unwrap()).unwrap();
-    let fourcc = VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
-    let mut writer = VideoWriter::new(path.to_str().unwrap(), fourcc, 30.0, Size::new(80, 60), true).unwrap();
-    assert!(writer.is_opened().unwrap());
-    let mut written = 0;
-    while let Some(p) = src.next_packet().unwrap() {
-        if let (PacketData::Frame(f), true) = (p.data, written < n) {
-            let mut mat = Mat::new_rows_cols_with_default(60, 80, CV_8UC3, Scalar::all(0.0)).unwrap();
-            mat.data_bytes_mut().unwrap().copy_from_slice(&f.pixels);
-            writer.write(&mat).unwrap();
-            written += 1;
-        }
-    }
-    writer.release().unwrap();
-    assert_eq!(written, n);
+    assert_eq!(common::write_frames_as_video(&demo_recording(), path, n), n);
 }
 
 #[test]

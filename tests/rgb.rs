@@ -11,10 +11,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{stdout_lines, venv_python};
-use opencv::core::{Mat, Scalar, Size, CV_8UC3};
-use opencv::prelude::*;
-use opencv::videoio::VideoWriter;
-use safed::events::{open, PacketData};
 
 fn safed() -> Command {
     Command::new(env!("CARGO_BIN_EXE_safed"))
@@ -26,21 +22,7 @@ fn demo() -> PathBuf {
 
 /// The demo recording's frames as an MJPG AVI at 30 fps.
 fn write_video(path: &Path) {
-    let mut src = open(demo().to_str().unwrap()).unwrap();
-    let fourcc = VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
-    let mut writer = VideoWriter::new(path.to_str().unwrap(), fourcc, 30.0, Size::new(80, 60), true).unwrap();
-    assert!(writer.is_opened().unwrap());
-    let mut n = 0;
-    while let Some(p) = src.next_packet().unwrap() {
-        if let PacketData::Frame(f) = p.data {
-            let mut mat = Mat::new_rows_cols_with_default(60, 80, CV_8UC3, Scalar::all(0.0)).unwrap();
-            mat.data_bytes_mut().unwrap().copy_from_slice(&f.pixels);
-            writer.write(&mat).unwrap();
-            n += 1;
-        }
-    }
-    writer.release().unwrap();
-    assert_eq!(n, 8);
+    assert_eq!(common::write_frames_as_video(&demo(), path, usize::MAX), 8);
 }
 
 #[test]

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use safed::events::{EventError, EventReader, EventSource, StreamSelector};
 
 mod venv;
+mod video;
 #[allow(unused_imports)] // not every test crate needs it
 pub use venv::venv_python;
+#[allow(unused_imports)]
+pub use video::write_frames_as_video;
 
 pub const FIXTURES: &[&str] = &[
     "dv_events_none.aedat4",
