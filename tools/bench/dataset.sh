@@ -15,11 +15,12 @@ cargo build --release -q --workspace
 T="${CARGO_TARGET_DIR:-target}/release"
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
-"$T/safe-train" synth "$DIR/synth" --classes 6 --samples-per-class 60 --seed 1 2> /dev/null
+SEED="${SEED:-1}"  # the synthetic set's seed (the README's table: 1; its check: 2)
+"$T/safe-train" synth "$DIR/synth" --classes 6 --samples-per-class 60 --seed "$SEED" 2> /dev/null
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 THREADS="${THREADS:-0}"  # ONNX Runtime intra-op threads, both sides (0: one per core)
 R="${R:-3}"  # runs per row: the table gives the median and the range
-echo "runs per row: $R (median, [min-max]); intra-op threads: $THREADS"
+echo "runs per row: $R (median, [min-max]); intra-op threads: $THREADS; synth seed: $SEED"
 : > "$DIR/rows"
 for run in $(seq "$R"); do
     for speed in max 1; do
