@@ -10,7 +10,7 @@ use crate::accumulate::WindowMode;
 use crate::infer::Provider;
 use crate::ring::Overflow;
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -36,7 +36,7 @@ pub struct Config {
 
 /// A `[[streams]]` entry: one more event source (and its RGB), with [source]'s options for what
 /// it leaves out.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
     pub name: String,
@@ -60,7 +60,7 @@ pub struct StreamSettings {
     pub rgb: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct RgbConfig {
     /// An OpenCV source for the RGB branch: a camera index ("0"), "/dev/video0", a video file,
@@ -68,14 +68,14 @@ pub struct RgbConfig {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Prometheus endpoint address ("127.0.0.1:9187"); empty: off.
     pub listen: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourceConfig {
     /// `bundled` (the demo recording), a file path, `tcp://HOST:PORT` or `unix:///PATH`.
@@ -155,7 +155,7 @@ impl Speed {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WindowConfig {
     /// `interval` (previous frame to this one), `exposure`, `time`, `count`.
@@ -174,7 +174,7 @@ impl Default for WindowConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
     /// Items (event packets and frames) between capture and processing.
@@ -188,7 +188,7 @@ impl Default for QueueConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     /// The full graph (its split pair beside it); absent: the bundled demo model.
@@ -208,6 +208,28 @@ pub struct ModelConfig {
     pub batch_wait_ms: u64,
 }
 
+impl ModelConfig {
+    /// How the model's sessions are made.
+    pub fn session(&self) -> crate::infer::SessionConfig {
+        crate::infer::SessionConfig {
+            library: self.ort_library.clone(),
+            provider: self.provider,
+            device_id: self.device_id,
+            threads: self.threads,
+            optimization: 3,
+            spin: false,
+            cpu_fallback: self.cpu_fallback,
+        }
+    }
+
+    /// Whether `other` loads a different model (path or session settings), as opposed to
+    /// using the same one differently (hop, top-k, batching).
+    pub fn loads_differently(&self, other: &ModelConfig) -> bool {
+        let key = |m: &ModelConfig| ModelConfig { hop: 0, top_k: 0, batch: 0, batch_wait_ms: 0, ..m.clone() };
+        key(self) != key(other)
+    }
+}
+
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
@@ -225,20 +247,22 @@ impl Default for ModelConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputConfig {
     /// `stdout`, a file path, `tcp://HOST:PORT` or `unix:///PATH` (servers).
     pub jsonl: String,
+    /// The same lines to an MQTT broker.
+    pub mqtt: Option<crate::sink::MqttConfig>,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { jsonl: "stdout".into() }
+        OutputConfig { jsonl: "stdout".into(), mqtt: None }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceConfig {
     /// systemd notifications (READY, WATCHDOG, STOPPING) when NOTIFY_SOCKET is set.
@@ -313,6 +337,11 @@ impl Config {
         }
         if self.model.batch_wait_ms > 1000 {
             return bad("model.batch_wait_ms", format!("{} ms: at most 1000", self.model.batch_wait_ms));
+        }
+        if let Some(m) = &self.output.mqtt {
+            if let Err((key, what)) = m.check() {
+                return bad(&format!("output.mqtt.{key}"), what);
+            }
         }
         if let Some(p) = &self.model.path {
             if !p.exists() {

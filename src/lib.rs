@@ -11,6 +11,7 @@ pub mod events;
 pub mod infer;
 pub mod pipeline;
 pub mod plot;
+pub mod reload;
 pub mod report;
 pub mod ring;
 pub mod service;

@@ -12,17 +12,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon::{http_get, safed, sigterm, write_config};
 use common::stdout_lines;
-
-fn safed() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_safed"))
-}
-
-fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
-    let path = dir.join("safed.toml");
-    std::fs::write(&path, body).unwrap();
-    path
-}
 
 fn notifications(sock: &UnixDatagram) -> Vec<String> {
     sock.set_nonblocking(true).unwrap();
@@ -52,11 +43,6 @@ fn collect_notifications(
             }
         }
     })
-}
-
-fn sigterm(pid: u32) {
-    // SAFETY: kill(2) on a child we started; no memory is involved.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
 }
 
 #[test]
@@ -173,18 +159,6 @@ fn a_network_source_that_comes_back_is_reconnected_within_a_second() {
     let seq: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(seq[4]["t_end"], seq[0]["t_end"], "the second session starts afresh");
     assert!(seq.iter().all(|v| v["top"][0]["label"] == "triangle"));
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    // In small pieces, as a slow client would send it: the server must wait for the whole head.
-    for part in ["GET ", path, " HTTP/1.1\r\n", "Host: x\r\n", "\r\n"] {
-        conn.write_all(part.as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut body = String::new();
-    std::io::Read::read_to_string(&mut conn, &mut body).unwrap();
-    body
 }
 
 fn vm_rss_kb(pid: u32) -> u64 {

@@ -126,12 +126,12 @@ pub fn run(args: Args) -> Result<()> {
         Some(p) => JsonlSink::file(p).with_context(|| format!("creating {}", p.display()))?,
         None => JsonlSink::stdout(),
     };
-    let mut pipeline = Pipeline::new(model, vec![(opts, link.clone())], args.top_k.max(1));
+    let mut pipeline = Pipeline::new(model, vec![(opts, link.clone())], args.top_k.max(1)).named(&model_name);
     pipeline.keep_latencies = args.plot.is_some();
     // A progress line on a terminal (indicatif draws nothing when stderr is not one).
     let bar = indicatif::ProgressBar::new_spinner();
     let mut last = std::time::Instant::now();
-    pipeline.run(sink, |p| {
+    pipeline.run(sink.into(), |p| {
         if last.elapsed() >= Duration::from_millis(100) {
             last = std::time::Instant::now();
             let t = p.totals();

@@ -149,7 +149,7 @@ pub fn run(a: DatasetArgs, c: Common) -> Result<()> {
     }
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut pipeline =
-        Pipeline::new(model, lanes, c.top_k.max(1)).with_batching(Batching { max_pairs: batch, wait: Duration::ZERO });
+        Pipeline::new(model, lanes, c.top_k.max(1)).named(&model_name).with_batching(Batching { max_pairs: batch, wait: Duration::ZERO });
     pipeline.results = Some(ResultsSink { writer, tally, done: done.clone() });
     let sink = match &c.output {
         Some(p) => JsonlSink::file(p).with_context(|| format!("creating {}", p.display()))?,
@@ -161,7 +161,7 @@ pub fn run(a: DatasetArgs, c: Common) -> Result<()> {
     );
     let started = Instant::now();
     let mut last = Instant::now();
-    pipeline.run(sink, |p| {
+    pipeline.run(sink.into(), |p| {
         if last.elapsed() >= Duration::from_millis(200) {
             last = Instant::now();
             bar.set_position(done.load(Ordering::Relaxed));

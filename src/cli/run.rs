@@ -1,6 +1,7 @@
-//! `safed run --config FILE`: the daemon. Loads the model and opens the source (errors here come
-//! before READY), tells systemd it is ready, then processes until the source ends or SIGTERM /
-//! SIGINT, and exits 0 with every JSON line flushed.
+//! `safed run --config FILE`: the daemon. Loads the model, opens the sources and the sinks
+//! (errors here come before READY), tells systemd it is ready, then processes until the sources
+//! end or SIGTERM / SIGINT, and exits 0 with every JSON line flushed. SIGHUP reloads the config
+//! (see [`crate::reload`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,11 +14,13 @@ use crate::accumulate::WindowMode;
 use crate::capture::rgb::RgbSpec;
 use crate::capture::{CaptureLink, Opened, SourceSpec};
 use crate::config::{Config, FramesFrom, StreamSettings};
-use crate::infer::SessionConfig;
+use crossbeam_channel::Receiver;
+
 use crate::pipeline::{effective_mode, load_model, Batching, Ended, Pipeline, StreamOptions};
+use crate::reload::{model_stamp, Reloader};
 use crate::ring::Ring;
 use crate::service::Notifier;
-use crate::sink::JsonlSink;
+use crate::sink::{JsonlSink, Metrics, MqttSink, Sinks};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,36 +33,16 @@ pub fn run(args: Args) -> Result<()> {
     let cfg = Config::load(&args.config)?;
     let stop = Arc::new(AtomicBool::new(false));
     let processing = Arc::new(AtomicBool::new(false));
-    {
-        let (stop, processing, notify) = (stop.clone(), processing.clone(), cfg.service.notify);
-        ctrlc::set_handler(move || {
-            stop.store(true, Ordering::Relaxed);
-            if !processing.load(Ordering::Relaxed) {
-                // Still loading: nothing to flush, and loading a large model may take longer
-                // than the 2 s a stop may take.
-                Notifier::from_env(notify).stopping();
-                std::process::exit(0);
-            }
-        })
-        .context("installing the signal handler")?;
-    }
+    let hups = signals(stop.clone(), processing.clone(), cfg.service.notify)?;
     let mut notifier = Notifier::from_env(cfg.service.notify);
     let m = &cfg.model;
-    let session = SessionConfig {
-        library: m.ort_library.clone(),
-        provider: m.provider,
-        device_id: m.device_id,
-        threads: m.threads,
-        optimization: 3,
-        spin: false,
-        cpu_fallback: m.cpu_fallback,
-    };
-    let (model, model_name) = load_model(m.path.as_deref(), session)?;
+    let (model, model_name) = load_model(m.path.as_deref(), m.session())?;
+    let input = model.input();
     let mode = cfg.window_mode().context("window.mode")?;
     // Every source is opened now, so that a bad file, server or camera fails before READY.
     let streams: Vec<OpenStream> =
         cfg.streams().iter().map(|s| OpenStream::open(s, &cfg, mode)).collect::<Result<_>>()?;
-    let sink = JsonlSink::open(&cfg.output.jsonl).with_context(|| format!("output.jsonl: {}", cfg.output.jsonl))?;
+    let jsonl = JsonlSink::open(&cfg.output.jsonl).with_context(|| format!("output.jsonl: {}", cfg.output.jsonl))?;
     let mut links = Vec::new();
     let mut captures = Vec::new();
     let mut names = Vec::new();
@@ -73,24 +56,52 @@ pub fn run(args: Args) -> Result<()> {
         links.push((s.opts, link));
     }
     let sources = names.join(", ");
-    let batching = Batching { max_pairs: m.batch, wait: Duration::from_millis(m.batch_wait_ms) };
-    let mut pipeline = Pipeline::new(model, links, m.top_k).with_batching(batching);
+    let stream_names: Vec<String> = links.iter().map(|(o, _)| o.name.clone()).collect();
+    // Counters are kept whether or not they are served: the health message reads them.
+    let metrics = Metrics::new();
+    metrics.set_model(&model_name);
+    let health = metrics.health_source(stream_names);
+    let mqtt = match &cfg.output.mqtt {
+        Some(c) => Some(MqttSink::start(c, metrics.clone(), health.clone())?),
+        None => None,
+    };
     if !cfg.metrics.listen.is_empty() {
-        let metrics = crate::sink::Metrics::new();
         let at =
             metrics.serve(&cfg.metrics.listen).with_context(|| format!("metrics.listen: {}", cfg.metrics.listen))?;
         tracing::info!("metrics on http://{at}/metrics");
-        pipeline = pipeline.with_metrics(metrics);
     }
+    let batching = Batching { max_pairs: m.batch, wait: Duration::from_millis(m.batch_wait_ms) };
+    let (reload_tx, reload_rx) = crossbeam_channel::bounded(1);
+    let mut pipeline = Pipeline::new(model, links, m.top_k)
+        .named(&model_name)
+        .with_batching(batching)
+        .with_metrics(metrics.clone())
+        .with_reloads(reload_rx);
+    let reloader = Reloader {
+        path: args.config.clone(),
+        model_stamp: model_stamp(cfg.model.path.as_deref()),
+        running: cfg.clone(),
+        input,
+        metrics,
+        health,
+        tx: reload_tx,
+    };
+    reloader.spawn(hups)?;
     processing.store(true, Ordering::Relaxed);
     notifier.ready(&format!("model {model_name}, source {sources}"));
+    if let Some(m) = &mqtt {
+        m.ready();
+    }
     tracing::info!("ready: model {model_name}, source {sources}");
-    let result = pipeline.run(sink, |_| notifier.tick());
+    let result = pipeline.run(Sinks { jsonl, mqtt }, |_| notifier.tick());
     notifier.stopping();
     stop.store(true, Ordering::Relaxed);
+    if let Some(m) = pipeline.mqtt.take() {
+        m.finish(Instant::now() + Duration::from_millis(500));
+    }
     // A capture thread sees the stop within 50 ms (file) or its read timeout (network); do not
     // let a blocked read hold up the exit.
-    let deadline = Instant::now() + Duration::from_millis(500);
+    let deadline = Instant::now() + Duration::from_millis(300);
     while !captures.iter().all(|c| c.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -110,6 +121,29 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// SIGTERM and SIGINT stop (at once while still loading: nothing to flush, and loading a large
+/// model may take longer than the 2 s a stop may take); each SIGHUP comes out of the returned
+/// channel, for the reloader.
+fn signals(stop: Arc<AtomicBool>, processing: Arc<AtomicBool>, notify: bool) -> Result<Receiver<()>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing the signal handlers")?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            if sig == SIGHUP {
+                let _ = tx.send(());
+                continue;
+            }
+            stop.store(true, Ordering::Relaxed);
+            if !processing.load(Ordering::Relaxed) {
+                Notifier::from_env(notify).stopping();
+                std::process::exit(0);
+            }
+        }
+    })?;
+    Ok(rx)
 }
 
 /// One configured stream, opened: its event source, its OpenCV RGB source if any, and the

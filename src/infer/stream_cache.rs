@@ -22,7 +22,7 @@ pub struct StreamingModel {
 }
 
 /// The encoder's input: how images become its tensors.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct InputSpec {
     pub size: u32,
     pub mean: [f32; 3],

@@ -14,6 +14,7 @@ mod accumulate;
 mod output;
 mod recognise;
 mod sample;
+mod swap;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -26,13 +27,15 @@ use crate::accumulate::WindowMode;
 use crate::capture::CaptureLink;
 use crate::infer::stream_cache::{StageTimes, StreamingModel};
 use crate::report::{Report, Stages};
-use crate::sink::{JsonlSink, Latency, Metrics, Recognition, Scored};
+use crate::sink::{Latency, Metrics, MqttSink, Recognition, Scored, Sinks};
 use accumulate::{Accumulator, Work};
 pub use accumulate::{StreamOptions, StreamStats};
 pub use output::ResultsSink;
 use output::{Outgoing, Output};
 use recognise::{Due, RunRef, StreamState};
 use sample::SampleRun;
+pub use swap::Reload;
+use swap::Incoming;
 
 use crate::dataset::results::{ClipScore, SampleResult, StreamScore};
 
@@ -145,6 +148,14 @@ pub struct Pipeline {
     started: Instant,
     /// Dataset replay: where sample results go (taken by `run`, given back after).
     pub results: Option<ResultsSink>,
+    /// The model's name in the output lines.
+    pub model_name: String,
+    /// After `run`: the broker client, to be finished.
+    pub mqtt: Option<MqttSink>,
+    /// Reloads, taken between two batches.
+    reloads: Option<Receiver<Reload>>,
+    /// A model being swapped in.
+    incoming: Option<Incoming>,
 }
 
 impl Pipeline {
@@ -164,6 +175,10 @@ impl Pipeline {
             metrics: None,
             started: Instant::now(),
             results: None,
+            model_name: String::new(),
+            mqtt: None,
+            reloads: None,
+            incoming: None,
         };
         for (me, (opts, link)) in streams.into_iter().enumerate() {
             p.streams.push(StreamState::new(opts.name.clone(), opts.has_frames, opts.hop, frames));
@@ -177,6 +192,18 @@ impl Pipeline {
             p.accumulators.push(Accumulator { me, opts, link, input, stats, counters: None, heartbeat });
         }
         p
+    }
+
+    /// The model's name, as the output lines give it.
+    pub fn named(mut self, model_name: &str) -> Self {
+        self.model_name = model_name.to_string();
+        self
+    }
+
+    /// Takes reloads (new model, sinks, top-k, batching) from `rx` while running.
+    pub fn with_reloads(mut self, rx: Receiver<Reload>) -> Self {
+        self.reloads = Some(rx);
+        self
     }
 
     pub fn with_batching(mut self, batching: Batching) -> Self {
@@ -245,7 +272,7 @@ impl Pipeline {
     /// source has ended and is drained, or a stop is requested. `tick` runs once per turn of the
     /// inference loop, and only while no stage is stalled: the service's watchdog pings from
     /// here, so a stall anywhere is seen. Replay's progress line reads the counts.
-    pub fn run(&mut self, sink: JsonlSink, mut tick: impl FnMut(&Self)) -> Result<Ended> {
+    pub fn run(&mut self, sinks: Sinks, mut tick: impl FnMut(&Self)) -> Result<Ended> {
         self.started = Instant::now();
         let (tx, rx) = bounded((self.streams.len() * PAIRS_PER_STREAM).max(self.batching.max_pairs));
         let mut threads = Vec::new();
@@ -254,7 +281,7 @@ impl Pipeline {
             threads.push(a.spawn(tx.clone())?);
         }
         drop(tx);
-        let output = Output::spawn(sink, self.metrics.clone(), self.keep_latencies, self.results.take())?;
+        let output = Output::spawn(sinks, self.metrics.clone(), self.keep_latencies, self.results.take())?;
         let result = self.infer(&rx, &output, &mut tick);
         // An accumulate stage waiting to send sees the channel close.
         drop(rx);
@@ -267,6 +294,7 @@ impl Pipeline {
         self.stages.total = written.total;
         self.latencies_ms = written.latencies_ms;
         self.results = written.results;
+        self.mqtt = written.mqtt;
         result
     }
 
@@ -284,6 +312,9 @@ impl Pipeline {
                     warned = true;
                 }
                 Some(_) => {}
+            }
+            if deadline.is_none() {
+                self.take_reload(output);
             }
             if deadline.is_none() && self.stop_requested() {
                 deadline = Some(Instant::now() + DRAIN_BUDGET);
@@ -348,6 +379,22 @@ impl Pipeline {
             .collect();
         let batch = tensors.len();
         let mut encoded = self.model.encode(&tensors, &mut times)?.into_iter();
+        if let Some(inc) = &mut self.incoming {
+            let of: Vec<usize> = work
+                .iter()
+                .filter_map(|w| match w {
+                    Work::Pair(i, _) => Some(*i),
+                    _ => None,
+                })
+                .collect();
+            if let Err(e) = inc.encode(&tensors, &of) {
+                tracing::error!("reload: the new model {} failed: {e}; {} runs on", inc.name, self.model_name);
+                if let Some(m) = &self.metrics {
+                    m.reloaded("refused");
+                }
+                self.incoming = None;
+            }
+        }
         drop(tensors);
         let frames = self.model.frames();
         let (mut due, mut inputs) = (Vec::new(), Vec::new());
@@ -355,6 +402,9 @@ impl Pipeline {
         let mut ended: Vec<(usize, SampleRun, Option<String>)> = Vec::new();
         let mut clips = Vec::new();
         for w in work {
+            if let (Work::Reset(i) | Work::Begin(i, _), Some(inc)) = (&w, &mut self.incoming) {
+                inc.reset(*i);
+            }
             match w {
                 Work::Reset(i) => self.streams[i].reset(),
                 Work::Begin(i, start) => {
@@ -426,7 +476,43 @@ impl Pipeline {
                 return Ok(false);
             }
         }
+        if self.incoming.as_ref().is_some_and(|inc| inc.ready(&self.streams)) {
+            if let Some(inc) = self.incoming.take() {
+                let (model, name) = inc.take_over(&mut self.streams);
+                let old = std::mem::replace(&mut self.model, model);
+                tracing::info!("reload: model {} swapped in for {}", name, self.model_name);
+                self.model_name = name;
+                if let Some(m) = &self.metrics {
+                    m.set_model(&self.model_name);
+                    m.reloaded("applied");
+                }
+                // Its sessions' memory is freed off the inference thread.
+                std::thread::spawn(move || drop(old));
+            }
+        }
         Ok(true)
+    }
+
+    /// Applies a reload that came in: sinks at once (in line order), the new model through a
+    /// swap (see [`swap`]).
+    fn take_reload(&mut self, output: &Output) {
+        let Some(reload) = self.reloads.as_ref().and_then(|rx| rx.try_recv().ok()) else { return };
+        self.top_k = reload.top_k.max(1);
+        self.batching = Batching { max_pairs: reload.batching.max_pairs.max(1), ..reload.batching };
+        if let Some(change) = reload.sinks {
+            output.send(Outgoing::Sinks(Box::new(change)), || false);
+        }
+        match reload.model {
+            Some((model, name)) => {
+                tracing::info!("reload: {name} loaded; encoding beside {} until it holds every stream's window", self.model_name);
+                self.incoming = Some(Incoming::new(model, name, self.streams.len()));
+            }
+            None => {
+                if let Some(m) = &self.metrics {
+                    m.reloaded("applied");
+                }
+            }
+        }
     }
 
     /// A finished sample's result (its latencies are filled in when written).
@@ -476,6 +562,7 @@ impl Pipeline {
         let queue = dequeued.saturating_duration_since(d.arrived);
         let rec = Recognition {
             stream: stream.name.clone(),
+            model: self.model_name.clone(),
             sample: d.sample.clone(),
             seq: stream.recognitions,
             t_start: d.t_start,

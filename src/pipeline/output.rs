@@ -10,7 +10,7 @@ use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender};
 use crate::dataset::results::{ResultsWriter, SampleResult};
 use crate::dataset::score::{Tally, STAGES};
 use crate::report::StageHistogram;
-use crate::sink::{JsonlSink, Metrics, Recognition};
+use crate::sink::{Metrics, MqttSink, Recognition, SinkChange, Sinks};
 
 /// Recognitions waiting to be written at most.
 const CAPACITY: usize = 1024;
@@ -20,6 +20,8 @@ const CAPACITY: usize = 1024;
 pub enum Outgoing {
     Line { rec: Recognition, arrived: Instant },
     Sample { stream: String, result: Box<SampleResult> },
+    /// A reload's new sinks, from this line on.
+    Sinks(Box<SinkChange>),
 }
 
 /// Where a dataset replay's per-sample results go: the results file and the running report.
@@ -38,6 +40,8 @@ pub struct Written {
     pub latencies_ms: Vec<f64>,
     /// Dataset replay: the results seen.
     pub results: Option<ResultsSink>,
+    /// The broker client, still to be finished (its queue delivered, `offline` published).
+    pub mqtt: Option<MqttSink>,
 }
 
 pub struct Output {
@@ -47,7 +51,7 @@ pub struct Output {
 
 impl Output {
     pub fn spawn(
-        mut sink: JsonlSink,
+        mut sinks: Sinks,
         metrics: Option<Metrics>,
         keep_latencies: bool,
         results: Option<ResultsSink>,
@@ -63,7 +67,7 @@ impl Output {
                     Outgoing::Line { mut rec, arrived } => {
                         let total = arrived.elapsed();
                         rec.latency_ms.total = (total.as_secs_f64() * 1e6).round() / 1e3;
-                        sink.write(&rec)?;
+                        sinks.write(&rec)?;
                         written.total.record(total);
                         if keep_latencies {
                             written.latencies_ms.push(total.as_secs_f64() * 1e3);
@@ -90,8 +94,10 @@ impl Output {
                             r.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     }
+                    Outgoing::Sinks(change) => sinks.apply(*change),
                 }
             }
+            written.mqtt = sinks.mqtt.take();
             Ok(written)
         })?;
         Ok(Output { tx: Some(tx), handle })

@@ -91,6 +91,16 @@ impl StreamState {
         Some((due, tokens))
     }
 
+    /// Pairs whose tokens are held.
+    pub fn held(&self) -> usize {
+        self.tokens.held()
+    }
+
+    /// Another model's tokens of the same pairs (a model swap).
+    pub fn replace_tokens(&mut self, tokens: TokenWindow) {
+        self.tokens = tokens;
+    }
+
     /// Forget held frames (a new connection).
     pub fn reset(&mut self) {
         self.tokens.reset();

@@ -28,6 +28,8 @@ pub struct Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct Recognition {
     pub stream: String,
+    /// The model that made it (a reload may swap it).
+    pub model: String,
     /// Dataset replay: the sample this recognition belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample: Option<String>,
@@ -160,7 +162,12 @@ impl JsonlSink {
     pub fn write(&mut self, r: &Recognition) -> io::Result<()> {
         let mut line = serde_json::to_vec(r).map_err(io::Error::other)?;
         line.push(b'\n');
-        self.out.write_all(&line)?;
+        self.write_line(&line)
+    }
+
+    /// One serialised line, its newline included.
+    pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.write_all(line)?;
         self.out.flush()
     }
 }

@@ -1,17 +1,16 @@
-//! The Prometheus endpoint (`GET /metrics`, text format): events and frames in, drops, stage
-//! latency histograms, inference time, reconnects. Served by one small thread on the configured
-//! address (127.0.0.1 by default: metrics are not for the whole network unless configured).
+//! What the Prometheus endpoint exports: events and frames in, drops, stage latency
+//! histograms, inference time, reconnects, the model running and its reloads, the MQTT queue.
+//! Served by [`super::metrics_server`] on the configured address (127.0.0.1 by default: metrics
+//! are not for the whole network unless configured).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 type Labels = Vec<(String, String)>;
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
@@ -41,6 +40,19 @@ pub struct Metrics {
     pub inference_seconds: Histogram,
     /// Pairs per encoder call (streams batched together).
     pub batch_pairs: Histogram,
+    /// 1 for the model running (label `model`); the one it replaced is removed.
+    pub model_info: Family<Labels, Gauge>,
+    /// Config reloads (SIGHUP), by `result`: applied or refused.
+    pub reloads: Family<Labels, Counter>,
+    /// MQTT: messages published (acknowledged at QoS 1), and dropped by the full queue.
+    pub mqtt_published: Counter,
+    pub mqtt_dropped: Counter,
+    /// MQTT: messages waiting for the broker.
+    pub mqtt_queued: Gauge,
+    /// MQTT: connections made (the first and every reconnection).
+    pub mqtt_connects: Counter,
+    /// The running model's name (for the health message).
+    model_name: Arc<Mutex<String>>,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -74,6 +86,13 @@ impl Metrics {
             stage_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             inference_seconds: latency_histogram(),
             batch_pairs: batch_histogram(),
+            model_info: Family::default(),
+            reloads: Family::default(),
+            mqtt_published: Counter::default(),
+            mqtt_dropped: Counter::default(),
+            mqtt_queued: Gauge::default(),
+            mqtt_connects: Counter::default(),
+            model_name: Default::default(),
             registry: Arc::new(Mutex::new(Registry::default())),
         };
         r.register("events", "Events taken off the capture queue", m.events.clone());
@@ -82,13 +101,27 @@ impl Metrics {
         r.register("ring_dropped", "Items dropped by the full capture queue", m.ring_dropped.clone());
         r.register("window_dropped", "Events dropped while frames waited for their windows", m.window_dropped.clone());
         r.register("reconnects", "Network source reconnections", m.reconnects.clone());
-        r.register("stage_seconds", "Latency per pipeline stage", m.stage_seconds.clone());
-        r.register("inference_seconds", "Encoder + fusion time per recognition", m.inference_seconds.clone());
+        r.register_with_unit("stage", "Latency per pipeline stage", Unit::Seconds, m.stage_seconds.clone());
+        r.register_with_unit(
+            "inference",
+            "Encoder + fusion time per recognition",
+            Unit::Seconds,
+            m.inference_seconds.clone(),
+        );
         r.register(
             "batch_pairs",
             "Frame/window pairs per encoder call (streams batched together)",
             m.batch_pairs.clone(),
         );
+        r.register("model_info", "The model running (1), by its name", m.model_info.clone());
+        r.register("reloads", "Configuration reloads (SIGHUP), applied or refused", m.reloads.clone());
+        r.register("mqtt_published", "MQTT messages published (acknowledged at QoS 1)", m.mqtt_published.clone());
+        r.register("mqtt_dropped", "MQTT messages dropped by the full outgoing queue", m.mqtt_dropped.clone());
+        r.register("mqtt_queued", "MQTT messages waiting for the broker", m.mqtt_queued.clone());
+        r.register("mqtt_connects", "MQTT connections made (the first and reconnections)", m.mqtt_connects.clone());
+        for result in ["applied", "refused"] {
+            let _ = m.reloads.get_or_create(&vec![("result".to_string(), result.to_string())]);
+        }
         Metrics { registry: Arc::new(Mutex::new(r)), ..m }
     }
 
@@ -119,45 +152,60 @@ impl Metrics {
         out
     }
 
-    /// Serves `GET /metrics` on `addr` from a background thread; the bind happens now, so a
-    /// taken port is an error at start-up.
-    pub fn serve(&self, addr: &str) -> std::io::Result<std::net::SocketAddr> {
-        let listener = TcpListener::bind(addr)?;
-        let local = listener.local_addr()?;
-        let me = self.clone();
-        std::thread::Builder::new().name("metrics".into()).spawn(move || {
-            for conn in listener.incoming().flatten() {
-                if let Err(e) = me.answer(conn) {
-                    tracing::debug!("metrics request: {e}");
-                }
-            }
-        })?;
-        Ok(local)
+    /// The model running is now `name`.
+    pub fn set_model(&self, name: &str) {
+        if let Ok(mut n) = self.model_name.lock() {
+            *n = name.to_string();
+        }
+        self.model_info.clear();
+        self.model_info.get_or_create(&vec![("model".to_string(), name.to_string())]).set(1);
     }
 
-    fn answer(&self, mut conn: TcpStream) -> std::io::Result<()> {
-        conn.set_read_timeout(Some(Duration::from_secs(1)))?;
-        // The whole request head (a request may come in several segments; answering early and
-        // closing on unread bytes would reset the connection under the client's feet).
-        let mut head = Vec::with_capacity(512);
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-            let n = conn.read(&mut buf)?;
-            if n == 0 {
-                break;
+    /// A reload was `result` ("applied" or "refused").
+    pub fn reloaded(&self, result: &str) {
+        self.reloads.get_or_create(&vec![("result".to_string(), result.to_string())]).inc();
+    }
+
+    /// The health message's numbers for `streams`, rates over the time since the last call.
+    pub fn health_source(&self, streams: Vec<String>) -> crate::sink::mqtt::HealthSource {
+        let me = self.clone();
+        let started = std::time::Instant::now();
+        let last = Mutex::new((started, 0u64, 0u64));
+        let host = crate::sink::mqtt::settings::host_name();
+        Arc::new(move || {
+            let (mut events, mut recognitions, mut queue, mut window) = (0, 0, 0, 0);
+            for s in &streams {
+                let c = me.stream(s);
+                (events, recognitions) = (events + c.events.get(), recognitions + c.recognitions.get());
+                (queue, window) = (queue + c.ring_dropped.get(), window + c.window_dropped.get());
             }
-            head.extend_from_slice(&buf[..n]);
-        }
-        let request = String::from_utf8_lossy(&head);
-        let (status, body, kind) = if request.starts_with("GET /metrics") {
-            ("200 OK", self.render(), "text/plain; version=0.0.4; charset=utf-8")
-        } else {
-            ("404 Not Found", "try /metrics\n".to_string(), "text/plain")
-        };
-        write!(
-            conn,
-            "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
+            let now = std::time::Instant::now();
+            let (ev_rate, rec_rate) = match last.lock() {
+                Ok(mut l) => {
+                    let dt = now.duration_since(l.0).as_secs_f64().max(1e-3);
+                    let rates = ((events - l.1.min(events)) as f64 / dt, (recognitions - l.2.min(recognitions)) as f64 / dt);
+                    *l = (now, events, recognitions);
+                    rates
+                }
+                Err(_) => (0.0, 0.0),
+            };
+            let model = me.model_name.lock().map(|n| n.clone()).unwrap_or_default();
+            serde_json::json!({
+                "host": host,
+                "uptime_s": (now.duration_since(started).as_secs_f64() * 10.0).round() / 10.0,
+                "model": model,
+                "streams": streams,
+                "events": events,
+                "recognitions": recognitions,
+                "events_per_s": ev_rate.round(),
+                "recognitions_per_s": (rec_rate * 100.0).round() / 100.0,
+                "dropped": {"queue": queue, "window": window},
+            })
+        })
+    }
+
+    /// Serves `GET /metrics` on `addr` (see [`super::metrics_server`]).
+    pub fn serve(&self, addr: &str) -> std::io::Result<std::net::SocketAddr> {
+        super::metrics_server::serve(self.clone(), addr)
     }
 }

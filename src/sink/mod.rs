@@ -2,6 +2,77 @@
 
 pub mod jsonl;
 pub mod metrics;
+pub mod metrics_server;
+pub mod mqtt;
 
 pub use jsonl::{JsonlSink, Latency, Recognition, Scored};
 pub use metrics::{Metrics, StreamCounters};
+pub use mqtt::{MqttConfig, MqttSink};
+
+/// Every sink a recognition goes to: JSON lines, and the broker when configured. The line is
+/// serialised once; the broker gets the same bytes, without the newline.
+pub struct Sinks {
+    pub jsonl: JsonlSink,
+    pub mqtt: Option<MqttSink>,
+}
+
+impl From<JsonlSink> for Sinks {
+    fn from(jsonl: JsonlSink) -> Self {
+        Sinks { jsonl, mqtt: None }
+    }
+}
+
+/// New sinks from a reload, applied between two lines.
+pub struct SinkChange {
+    /// A new JSON lines target (None: keep the one open).
+    pub jsonl: Option<JsonlSink>,
+    pub mqtt: MqttChange,
+}
+
+pub enum MqttChange {
+    Keep,
+    /// The same broker client, connected again with these settings (its queue kept).
+    Reconfigure(Box<MqttConfig>),
+    /// A broker where there was none.
+    Start(Box<MqttSink>),
+    Stop,
+}
+
+impl Sinks {
+    pub fn write(&mut self, rec: &Recognition) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
+        if let Some(m) = &mut self.mqtt {
+            m.publish(&rec.stream, &line);
+        }
+        line.push(b'\n');
+        self.jsonl.write_line(&line)
+    }
+
+    pub fn apply(&mut self, change: SinkChange) {
+        if let Some(j) = change.jsonl {
+            self.jsonl = j;
+        }
+        match change.mqtt {
+            MqttChange::Keep => {}
+            MqttChange::Reconfigure(c) => match &mut self.mqtt {
+                Some(m) => {
+                    if let Err(e) = m.reconfigure(&c) {
+                        tracing::error!("reload: {e}; the broker connection keeps its old settings");
+                    }
+                }
+                None => tracing::error!("reload: no broker client to reconfigure"),
+            },
+            MqttChange::Start(m) => {
+                m.ready();
+                if let Some(old) = self.mqtt.replace(*m) {
+                    std::thread::spawn(move || old.finish(std::time::Instant::now() + std::time::Duration::from_secs(2)));
+                }
+            }
+            MqttChange::Stop => {
+                if let Some(old) = self.mqtt.take() {
+                    std::thread::spawn(move || old.finish(std::time::Instant::now() + std::time::Duration::from_secs(2)));
+                }
+            }
+        }
+    }
+}

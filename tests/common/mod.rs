@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use safed::events::{EventError, EventReader, EventSource, StreamSelector};
 
+pub mod broker;
+pub mod daemon;
 mod venv;
 mod video;
 #[allow(unused_imports)] // not every test crate needs it
