@@ -50,10 +50,14 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
 pub fn model_stamp(full: Option<&Path>) -> Option<SystemTime> {
     let full = full?;
     let stem = full.file_stem()?.to_string_lossy().into_owned();
-    [full.to_path_buf(), full.with_file_name(format!("{stem}.encoder.onnx")), full.with_file_name(format!("{stem}.fusion.onnx"))]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok()?.modified().ok())
-        .max()
+    [
+        full.to_path_buf(),
+        full.with_file_name(format!("{stem}.encoder.onnx")),
+        full.with_file_name(format!("{stem}.fusion.onnx")),
+    ]
+    .iter()
+    .filter_map(|p| std::fs::metadata(p).ok()?.modified().ok())
+    .max()
 }
 
 impl Reloader {
@@ -84,7 +88,8 @@ impl Reloader {
         }
         let stamp = model_stamp(new.model.path.as_deref());
         let model = if self.running.model.loads_differently(&new.model) || stamp != self.model_stamp {
-            let (model, name) = load_model(new.model.path.as_deref(), new.model.session()).map_err(|e| format!("{e:#}"))?;
+            let (model, name) =
+                load_model(new.model.path.as_deref(), new.model.session()).map_err(|e| format!("{e:#}"))?;
             if model.input() != self.input {
                 return Err(format!(
                     "{name} does not fit the streams: it takes {:?}, the streams make {:?} (a restart can change that)",

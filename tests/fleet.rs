@@ -111,10 +111,8 @@ fn a_broker_that_comes_back_gets_the_queue_and_drops_are_counted() {
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(dropped > 0, "2 s of recognitions do not fit in 20 messages");
     std::thread::sleep(Duration::from_millis(500));
-    let seqs: Vec<u64> = payloads(&got.lock().unwrap(), "fleet/cam0/recognitions")
-        .iter()
-        .map(|v| v["seq"].as_u64().unwrap())
-        .collect();
+    let seqs: Vec<u64> =
+        payloads(&got.lock().unwrap(), "fleet/cam0/recognitions").iter().map(|v| v["seq"].as_u64().unwrap()).collect();
     // In order, but for messages sent again after the reconnection (at least once).
     let mut seen = std::collections::BTreeSet::new();
     let firsts: Vec<u64> = seqs.iter().copied().filter(|s| seen.insert(*s)).collect();
@@ -145,13 +143,44 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 /// second CA that signed nothing of this.
 fn make_certificates(dir: &std::path::Path) {
     for ca in ["ca", "other-ca"] {
-        openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={ca}"), "-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.crt")]);
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.crt"),
+            ],
+        );
     }
     // Extensions make them X.509 v3, which webpki requires.
     std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
     for name in ["server", "client"] {
-        openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={name}"), "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr")]);
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
         let (crt, csr, ext) = (format!("{name}.crt"), format!("{name}.csr"), format!("{name}.ext"));
         let args = ["x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2"];
         openssl(dir, &[&args[..], &["-extfile", &ext, "-out", &crt]].concat());
@@ -166,7 +195,11 @@ fn tls_with_certificates_and_a_password_and_refusals_before_ready() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     make_certificates(dir);
-    let pw = Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(dir.join("passwd")).args(["robot", "s3cret-pw"]).status();
+    let pw = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(dir.join("passwd"))
+        .args(["robot", "s3cret-pw"])
+        .status();
     assert!(pw.unwrap().success());
     let p = |f: &str| dir.join(f).display().to_string();
     let broker = Broker::start(
@@ -198,9 +231,8 @@ fn tls_with_certificates_and_a_password_and_refusals_before_ready() {
     assert!(d.log().iter().all(|l| !l.contains("s3cret-pw")), "the password is never logged");
     // A wrong password (from the environment): refused before READY, saying why.
     let config = write_config(dir, &tls("ca.crt", "password_env = \"SAFED_TEST_PW\""));
-    let mut d = Daemon::spawn(
-        common::daemon::safed().args(["run", "--config"]).arg(&config).env("SAFED_TEST_PW", "wrong-pw"),
-    );
+    let mut d =
+        Daemon::spawn(common::daemon::safed().args(["run", "--config"]).arg(&config).env("SAFED_TEST_PW", "wrong-pw"));
     assert!(!d.wait(Duration::from_secs(15)).success());
     assert_eq!(d.logged("ready:"), 0, "{:?}", d.log());
     assert!(d.log().iter().any(|l| l.contains("refused the credentials")), "{:?}", d.log());
@@ -210,7 +242,8 @@ fn tls_with_certificates_and_a_password_and_refusals_before_ready() {
     assert_eq!(d.logged("ready:"), 0, "{:?}", d.log());
     assert!(d.log().iter().any(|l| l.contains("TLS handshake failed")), "{:?}", d.log());
     // check-config shows no secret.
-    let out = common::daemon::safed().arg("check-config").arg(&config).env("SAFED_TEST_PW", "wrong-pw").output().unwrap();
+    let out =
+        common::daemon::safed().arg("check-config").arg(&config).env("SAFED_TEST_PW", "wrong-pw").output().unwrap();
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("wrong-pw"));
 }

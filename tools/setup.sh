@@ -15,7 +15,10 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 need_apt=()
 # clang + libopencv-dev: the opencv crate generates its bindings with libclang (RGB capture).
-for pkg in build-essential pkg-config python3-venv python3-pip ca-certificates clang libclang-dev libopencv-dev; do
+# mosquitto (+ clients, mosquitto_passwd) and prometheus (+ promtool): the real broker and
+# server the fleet tests start on loopback ports; openssl makes their TLS certificates.
+for pkg in build-essential pkg-config python3-venv python3-pip ca-certificates clang libclang-dev libopencv-dev \
+    mosquitto mosquitto-clients prometheus openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -16,12 +16,14 @@ pub fn run(args: Args) -> Result<()> {
     let streams: Vec<String> =
         c.streams().iter().map(|s| format!("{} <- {}", s.source.name, s.source.events)).collect();
     println!(
-        "{}: ok (events {}, window {}, model {}, output {})",
+        "{}: ok (events {}, window {}, model {}, output {}{})",
         args.file.display(),
         streams.join(", "),
         c.window.mode,
         c.model.path.as_ref().map_or_else(|| "bundled demo".into(), |p| p.display().to_string()),
-        c.output.jsonl
+        c.output.jsonl,
+        // The broker's address only: credentials never appear.
+        c.output.mqtt.as_ref().map_or_else(String::new, |m| format!(", mqtt {}", m.url)),
     );
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::sink::JsonlSink;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatasetArgs {
-    /// Replay every sample of a dataset split (see the README for the layouts read).
+    /// Replay every sample of a dataset split (see docs/replay.md for the layouts read).
     #[arg(long, conflicts_with_all = ["recording", "video"])]
     pub dataset: Option<PathBuf>,
     /// The split to replay.
@@ -148,8 +148,9 @@ pub fn run(a: DatasetArgs, c: Common) -> Result<()> {
         lanes.push((o, link));
     }
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut pipeline =
-        Pipeline::new(model, lanes, c.top_k.max(1)).named(&model_name).with_batching(Batching { max_pairs: batch, wait: Duration::ZERO });
+    let mut pipeline = Pipeline::new(model, lanes, c.top_k.max(1))
+        .named(&model_name)
+        .with_batching(Batching { max_pairs: batch, wait: Duration::ZERO });
     pipeline.results = Some(ResultsSink { writer, tally, done: done.clone() });
     let sink = match &c.output {
         Some(p) => JsonlSink::file(p).with_context(|| format!("creating {}", p.display()))?,

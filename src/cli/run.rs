@@ -128,7 +128,8 @@ pub fn run(args: Args) -> Result<()> {
 /// channel, for the reloader.
 fn signals(stop: Arc<AtomicBool>, processing: Arc<AtomicBool>, notify: bool) -> Result<Receiver<()>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing the signal handlers")?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing the signal handlers")?;
     let (tx, rx) = crossbeam_channel::unbounded();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for sig in signals.forever() {

@@ -34,8 +34,8 @@ pub use output::ResultsSink;
 use output::{Outgoing, Output};
 use recognise::{Due, RunRef, StreamState};
 use sample::SampleRun;
-pub use swap::Reload;
 use swap::Incoming;
+pub use swap::Reload;
 
 use crate::dataset::results::{ClipScore, SampleResult, StreamScore};
 
@@ -504,7 +504,10 @@ impl Pipeline {
         }
         match reload.model {
             Some((model, name)) => {
-                tracing::info!("reload: {name} loaded; encoding beside {} until it holds every stream's window", self.model_name);
+                tracing::info!(
+                    "reload: {name} loaded; encoding beside {} until it holds every stream's window",
+                    self.model_name
+                );
                 self.incoming = Some(Incoming::new(model, name, self.streams.len()));
             }
             None => {

@@ -18,8 +18,14 @@ const CAPACITY: usize = 1024;
 /// A recognition on its way out, and when its last input arrived; or (dataset replay) a
 /// sample's result, after every recognition of that sample.
 pub enum Outgoing {
-    Line { rec: Recognition, arrived: Instant },
-    Sample { stream: String, result: Box<SampleResult> },
+    Line {
+        rec: Recognition,
+        arrived: Instant,
+    },
+    Sample {
+        stream: String,
+        result: Box<SampleResult>,
+    },
     /// A reload's new sinks, from this line on.
     Sinks(Box<SinkChange>),
 }

@@ -59,10 +59,7 @@ impl Incoming {
     /// Whether the new model can take over now: as many pairs held as the running model holds
     /// (up to its own F), for every stream; or waited long enough.
     pub fn ready(&self, streams: &[StreamState]) -> bool {
-        let caught_up = streams
-            .iter()
-            .zip(&self.windows)
-            .all(|(s, w)| w.held() >= s.held().min(self.model.frames()));
+        let caught_up = streams.iter().zip(&self.windows).all(|(s, w)| w.held() >= s.held().min(self.model.frames()));
         caught_up || self.since.elapsed() >= SWAP_WAIT
     }
 

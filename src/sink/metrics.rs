@@ -183,7 +183,8 @@ impl Metrics {
             let (ev_rate, rec_rate) = match last.lock() {
                 Ok(mut l) => {
                     let dt = now.duration_since(l.0).as_secs_f64().max(1e-3);
-                    let rates = ((events - l.1.min(events)) as f64 / dt, (recognitions - l.2.min(recognitions)) as f64 / dt);
+                    let rates =
+                        ((events - l.1.min(events)) as f64 / dt, (recognitions - l.2.min(recognitions)) as f64 / dt);
                     *l = (now, events, recognitions);
                     rates
                 }

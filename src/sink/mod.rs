@@ -65,12 +65,16 @@ impl Sinks {
             MqttChange::Start(m) => {
                 m.ready();
                 if let Some(old) = self.mqtt.replace(*m) {
-                    std::thread::spawn(move || old.finish(std::time::Instant::now() + std::time::Duration::from_secs(2)));
+                    std::thread::spawn(move || {
+                        old.finish(std::time::Instant::now() + std::time::Duration::from_secs(2))
+                    });
                 }
             }
             MqttChange::Stop => {
                 if let Some(old) = self.mqtt.take() {
-                    std::thread::spawn(move || old.finish(std::time::Instant::now() + std::time::Duration::from_secs(2)));
+                    std::thread::spawn(move || {
+                        old.finish(std::time::Instant::now() + std::time::Duration::from_secs(2))
+                    });
                 }
             }
         }

@@ -53,7 +53,8 @@ impl Broker {
         );
         std::fs::write(&conf, body).unwrap();
         let log = std::fs::File::create(self.dir.join("mosquitto.log")).unwrap();
-        self.child = Some(Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(log).spawn().unwrap());
+        self.child =
+            Some(Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(log).spawn().unwrap());
         let until = Instant::now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < until, "mosquitto did not listen: {}", self.log());

@@ -29,21 +29,28 @@ pub fn sigterm(pid: u32) {
 /// GET over a fresh connection, sent in small pieces as a slow client would (the server must
 /// wait for the whole head); the whole response, head and body.
 pub fn http_get(addr: &str, path: &str) -> String {
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    try_http_get(addr, path).unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
+}
+
+pub fn try_http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     for part in ["GET ", path, " HTTP/1.1\r\n", "Host: x\r\n", "Connection: close\r\n", "\r\n"] {
-        conn.write_all(part.as_bytes()).unwrap();
+        conn.write_all(part.as_bytes())?;
         std::thread::sleep(Duration::from_millis(5));
     }
     let mut body = String::new();
-    conn.read_to_string(&mut body).unwrap();
-    body
+    conn.read_to_string(&mut body)?;
+    Ok(body)
 }
+
+/// Stdout lines, each with when it arrived.
+type Stamped = Arc<Mutex<Vec<(Instant, String)>>>;
 
 pub struct Daemon {
     pub child: Child,
     log: Arc<Mutex<Vec<String>>>,
-    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    lines: Stamped,
 }
 
 impl Daemon {
@@ -52,9 +59,8 @@ impl Daemon {
     }
 
     pub fn spawn(cmd: &mut Command) -> Daemon {
-        let mut child =
-            cmd.env("SAFED_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let (log, lines): (Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<(Instant, String)>>>) = Default::default();
+        let mut child = cmd.env("SAFED_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (log, lines): (Arc<Mutex<Vec<String>>>, Stamped) = Default::default();
         let stderr = child.stderr.take().unwrap();
         let l = log.clone();
         std::thread::spawn(move || {

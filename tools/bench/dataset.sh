@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Dataset replay at scale (README "Replaying datasets"): the synthetic test split of the demo's
+# Dataset replay at scale (docs/replay.md, "Replaying datasets"): the synthetic test split of the demo's
 # data (`safe-train synth --seed 1`, 72 samples) through `safed replay --dataset` with the
 # bundled demo model, N = 1, 2, 4, 8 streams (batch N), at --speed max: samples/s and end-to-end
 # p50/p99, beside what the model alone sustains on the same clips and batch (`safed
@@ -15,7 +15,7 @@ cargo build --release -q --workspace
 T="${CARGO_TARGET_DIR:-target}/release"
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
-SEED="${SEED:-1}"  # the synthetic set's seed (the README's table: 1; its check: 2)
+SEED="${SEED:-1}"  # the synthetic set's seed (docs/replay.md's table: 1; its check: 2)
 "$T/safe-train" synth "$DIR/synth" --classes 6 --samples-per-class 60 --seed "$SEED" 2> /dev/null
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 THREADS="${THREADS:-0}"  # ONNX Runtime intra-op threads, both sides (0: one per core)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The decode benchmark: writes 10 M-event files with the vendors' writers (once, into
 # BENCH_DIR), then times whole-file decoding by safed and by the peers (dv-processing's reader,
-# faery's decoder) in the same run, and prints the README's table.
+# faery's decoder) in the same run, and prints the table in docs/formats.md.
 #   usage: tools/bench/decode.sh [BENCH_DIR]   (default: target/bench-data)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -3,7 +3,7 @@
 # (random weights, 114 classes: PokerEvent's size), imported fp32 and int8, then per-sample
 # latency at batch 1 for the full graph and for a streaming update (2 encoder passes + fusion),
 # and the fp32 graph at each ONNX Runtime optimisation level. THREADS (default 2) and RUNS
-# (default 7) set the runs. Prints the README's table.
+# (default 7) set the runs. Prints the table in docs/models.md.
 #   usage: tools/bench/model.sh [WORK_DIR]   (default: target/bench-model)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

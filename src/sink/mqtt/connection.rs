@@ -133,12 +133,15 @@ pub fn drive(shared: Arc<Shared>, mut first: Option<Sender<FirstOutcome>>, rebui
                     }
                     let (fatal, what) = classify(&e, &endpoint);
                     if let Some(tx) = first.take() {
-                        let _ = tx.send(if fatal { FirstOutcome::Fatal(what) } else { FirstOutcome::Unreachable(what) });
+                        let _ =
+                            tx.send(if fatal { FirstOutcome::Fatal(what) } else { FirstOutcome::Unreachable(what) });
                     } else if !outage_logged {
                         if fatal {
                             tracing::error!("mqtt: {what}; retrying");
                         } else {
-                            tracing::warn!("mqtt: {what}; reconnecting (queued messages wait, the oldest go when full)");
+                            tracing::warn!(
+                                "mqtt: {what}; reconnecting (queued messages wait, the oldest go when full)"
+                            );
                         }
                     }
                     outage_logged = true;

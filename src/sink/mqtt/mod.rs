@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Sender};
 
 use connection::{FirstOutcome, Shared};
-use outbox::{Kind, Message, Outbox};
 pub use outbox::Counts;
+use outbox::{Kind, Message, Outbox};
 pub use settings::MqttConfig;
 
 use crate::sink::Metrics;
@@ -96,7 +96,9 @@ impl MqttSink {
                 Ok(sink)
             }
             Err(_) => {
-                tracing::warn!("mqtt: {endpoint}: no answer within {FIRST_CONNECT_WAIT:?}; reconnecting in the background");
+                tracing::warn!(
+                    "mqtt: {endpoint}: no answer within {FIRST_CONNECT_WAIT:?}; reconnecting in the background"
+                );
                 Ok(sink)
             }
         }

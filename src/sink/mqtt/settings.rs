@@ -83,11 +83,22 @@ impl Endpoint {
             _ => return None,
         };
         let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse().ok()?),
-            _ => (rest, if tls { 8883 } else { 1883 }),
+        let default = if tls { 8883 } else { 1883 };
+        // "[v6]:port", "[v6]", "host:port", "host".
+        let (host, port) = match rest.strip_prefix('[') {
+            Some(v6) => {
+                let (host, after) = v6.split_once(']')?;
+                match after.strip_prefix(':') {
+                    Some(p) => (host, p.parse().ok()?),
+                    None if after.is_empty() => (host, default),
+                    None => return None,
+                }
+            }
+            None => match rest.split_once(':') {
+                Some((h, p)) => (h, p.parse().ok()?),
+                None => (rest, default),
+            },
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
         (!host.is_empty() && !host.contains('/')).then(|| Endpoint { tls, host: host.to_string(), port })
     }
 }
@@ -140,7 +151,8 @@ impl MqttConfig {
         let Some(endpoint) = Endpoint::parse(&self.url) else {
             return bad("url", format!("{:?}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]", self.url));
         };
-        for (key, t) in [("topic", &self.topic), ("status_topic", &self.status_topic), ("health_topic", &self.health_topic)]
+        for (key, t) in
+            [("topic", &self.topic), ("status_topic", &self.status_topic), ("health_topic", &self.health_topic)]
         {
             if t.is_empty() || t.contains(['+', '#']) {
                 return bad(key, format!("{t:?}: a topic to publish to must be non-empty, without + or #"));
@@ -184,10 +196,8 @@ impl MqttConfig {
 
     fn build_as(&self, probe: bool) -> Result<Built, MqttError> {
         self.check().map_err(|(key, what)| MqttError::Config { key, what })?;
-        let endpoint = Endpoint::parse(&self.url).ok_or_else(|| MqttError::Config {
-            key: "url".into(),
-            what: format!("{:?}", self.url),
-        })?;
+        let endpoint = Endpoint::parse(&self.url)
+            .ok_or_else(|| MqttError::Config { key: "url".into(), what: format!("{:?}", self.url) })?;
         let host = host_name();
         let client_id = if self.client_id.is_empty() { format!("safed-{host}") } else { self.client_id.clone() };
         let qos = if self.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
