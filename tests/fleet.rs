@@ -265,3 +265,38 @@ fn a_broker_missing_at_start_is_waited_for() {
     d.signal(libc::SIGTERM);
     assert!(d.wait(Duration::from_secs(3)).success());
 }
+
+/// SIGHUP with another topic: the same client connects again with it, keeping its queue; the
+/// lines go on, unbroken, from one topic to the other.
+#[test]
+fn a_reload_moves_the_lines_to_a_new_topic_without_losing_one() {
+    if !have_mosquitto() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(tmp.path(), "");
+    let got = subscribe(broker.port, "test-sub", "#");
+    let text = config(broker.port, "");
+    let path = write_config(tmp.path(), &text);
+    let mut d = Daemon::start(&path);
+    d.wait_lines(20, Duration::from_secs(30));
+    std::fs::write(&path, text.replace("fleet/{stream}/recognitions", "moved/{stream}")).unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_log("reload: sinks handed to the pipeline", Duration::from_secs(10));
+    let until = Instant::now() + Duration::from_secs(10);
+    while payloads(&got.lock().unwrap(), "moved/cam0").len() < 20 {
+        assert!(Instant::now() < until, "nothing on the new topic: {:?}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.signal(libc::SIGTERM);
+    assert!(d.wait(Duration::from_secs(3)).success());
+    std::thread::sleep(Duration::from_millis(300));
+    let got = got.lock().unwrap();
+    let seqs = |topic| -> Vec<u64> { payloads(&got, topic).iter().map(|v| v["seq"].as_u64().unwrap()).collect() };
+    let (old, new) = (seqs("fleet/cam0/recognitions"), seqs("moved/cam0"));
+    let mut all: Vec<u64> = old.iter().chain(&new).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all, (1..=d.lines().len() as u64).collect::<Vec<_>>(), "every line on one topic or the other");
+    assert!(old.iter().max() < new.iter().min().map(|m| m + 64).as_ref(), "the new topic takes over from the old");
+}

@@ -379,22 +379,7 @@ impl Pipeline {
             .collect();
         let batch = tensors.len();
         let mut encoded = self.model.encode(&tensors, &mut times)?.into_iter();
-        if let Some(inc) = &mut self.incoming {
-            let of: Vec<usize> = work
-                .iter()
-                .filter_map(|w| match w {
-                    Work::Pair(i, _) => Some(*i),
-                    _ => None,
-                })
-                .collect();
-            if let Err(e) = inc.encode(&tensors, &of) {
-                tracing::error!("reload: the new model {} failed: {e}; {} runs on", inc.name, self.model_name);
-                if let Some(m) = &self.metrics {
-                    m.reloaded("refused");
-                }
-                self.incoming = None;
-            }
-        }
+        self.encode_incoming(&work, &tensors);
         drop(tensors);
         let frames = self.model.frames();
         let (mut due, mut inputs) = (Vec::new(), Vec::new());
@@ -476,46 +461,8 @@ impl Pipeline {
                 return Ok(false);
             }
         }
-        if self.incoming.as_ref().is_some_and(|inc| inc.ready(&self.streams)) {
-            if let Some(inc) = self.incoming.take() {
-                let (model, name) = inc.take_over(&mut self.streams);
-                let old = std::mem::replace(&mut self.model, model);
-                tracing::info!("reload: model {} swapped in for {}", name, self.model_name);
-                self.model_name = name;
-                if let Some(m) = &self.metrics {
-                    m.set_model(&self.model_name);
-                    m.reloaded("applied");
-                }
-                // Its sessions' memory is freed off the inference thread.
-                std::thread::spawn(move || drop(old));
-            }
-        }
+        self.swap_if_ready();
         Ok(true)
-    }
-
-    /// Applies a reload that came in: sinks at once (in line order), the new model through a
-    /// swap (see [`swap`]).
-    fn take_reload(&mut self, output: &Output) {
-        let Some(reload) = self.reloads.as_ref().and_then(|rx| rx.try_recv().ok()) else { return };
-        self.top_k = reload.top_k.max(1);
-        self.batching = Batching { max_pairs: reload.batching.max_pairs.max(1), ..reload.batching };
-        if let Some(change) = reload.sinks {
-            output.send(Outgoing::Sinks(Box::new(change)), || false);
-        }
-        match reload.model {
-            Some((model, name)) => {
-                tracing::info!(
-                    "reload: {name} loaded; encoding beside {} until it holds every stream's window",
-                    self.model_name
-                );
-                self.incoming = Some(Incoming::new(model, name, self.streams.len()));
-            }
-            None => {
-                if let Some(m) = &self.metrics {
-                    m.reloaded("applied");
-                }
-            }
-        }
     }
 
     /// A finished sample's result (its latencies are filled in when written).
