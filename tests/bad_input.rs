@@ -166,6 +166,26 @@ fn raw_without_an_event_format_line_is_an_error() {
 }
 
 #[test]
+fn dat_with_a_bad_type_size_header_value_or_record_is_an_error_with_offset() {
+    let msg = |bytes: &[u8]| open_bytes(bytes.to_vec(), 1).unwrap_err().to_string();
+    let e = msg(b"% Version 2\n% Width 640\n\x07\x08");
+    assert!(e.contains("DAT event type 7") && e.contains("at byte 24"), "{e}");
+    let e = msg(b"% Version 2\n\x0c\x10");
+    assert!(e.contains("DAT event size 16: expected 8"), "{e}");
+    let e = msg(b"% Version 2\n% Width wide\n\x0c\x08");
+    assert!(e.contains("% Width \"wide\": expected a width"), "{e}");
+    let e = msg(b"% Version 2\n% Width 70000\n% Height 10\n\x0c\x08");
+    assert!(e.contains("70000x10: out of range"), "{e}");
+    let e = msg(b"% Version 2\n");
+    assert!(e.contains("truncated") && e.contains("event type and size"), "{e}");
+    let e = msg(b"% Version 2\n\x0c\x08\x01\x00\x00\x00\x02\x00\x00\x00\x03\x00");
+    assert!(e.contains("truncated") && e.contains("8-byte word (got 2 bytes)"), "{e}");
+    // A RAW header is still RAW, a DAT header DAT.
+    let e = msg(b"% evt 3.0\n% Width 10\n% end\n\x00\x80\x00");
+    assert!(e.contains("2-byte word"), "{e}");
+}
+
+#[test]
 fn aedat2_outside_the_sensor_is_an_error_with_offset() {
     let mut bytes = b"#!AER-DAT2.0\r\n# AEChip: eu.seebetter.ini.chips.davis.DAVIS240C\r\n".to_vec();
     let header = bytes.len();

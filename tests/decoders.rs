@@ -191,3 +191,46 @@ fn npz_with_float_times_and_bad_arrays() {
         .unwrap_err();
     assert!(err.to_string().contains("arrays differ in length"), "{err}");
 }
+
+fn dat(header: &str, kind: u8, records: &[(u32, u32)]) -> Vec<u8> {
+    let mut bytes = header.as_bytes().to_vec();
+    bytes.extend_from_slice(&[kind, 8]);
+    for (t, d) in records {
+        bytes.extend_from_slice(&t.to_le_bytes());
+        bytes.extend_from_slice(&d.to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn dat_layouts_t0_wraps_and_triggers() {
+    let ev = |t, x, y, p| Event { t, x, y, p };
+    // Version 2: x bits 0-13, y 14-27, polarity 28-31 (any nonzero is ON); T0 is added.
+    let v2 = dat(
+        "% Version 2\n% Width 1280\n% Height 720\n% T0 100\n",
+        12,
+        &[(5, 1279 | 719 << 14 | 1 << 28), (6, 3 | 4 << 14 | 8 << 28)],
+    );
+    let s = open(v2);
+    assert_eq!((s.info().format.name(), s.info().streams[0].size), ("dat", Some((1280, 720))));
+    assert_eq!(events(&all_packets(s)), vec![ev(105, 1279, 719, true), ev(106, 3, 4, true)]);
+    // Version 1: x bits 0-8, y 9-16, polarity bit 17.
+    let v1 = dat("% Version 1\n% Width 304\n% Height 240\n", 12, &[(7, 303 | 239 << 9 | 1 << 17), (8, 2 | 1 << 9)]);
+    assert_eq!(events(&all_packets(open(v1))), vec![ev(7, 303, 239, true), ev(8, 2, 1, false)]);
+    // An old header without size or version: version 2's layout, the 2^32 µs wrap unwrapped.
+    let old = dat("% Data file containing Event2D events.\n% Date 2017-01-01\n", 0, &[(u32::MAX - 1, 1), (3, 2)]);
+    let s = open(old);
+    assert_eq!(s.info().streams[0].size, None);
+    let got = events(&all_packets(s));
+    assert_eq!((got[0].t, got[1].t), (u32::MAX as i64 - 1, (1 << 32) + 3));
+    // External triggers: a trigger stream.
+    let trig = dat("% Version 2\n", 14, &[(9, 1), (10, 0)]);
+    let s = open(trig);
+    assert_eq!(s.info().streams[0].kind, StreamKind::Triggers);
+    match &all_packets(s)[..] {
+        [PacketData::Triggers(t)] => {
+            assert_eq!(t.iter().map(|t| (t.t, t.kind)).collect::<Vec<_>>(), vec![(9, 1), (10, 0)])
+        }
+        other => panic!("{other:?}"),
+    }
+}

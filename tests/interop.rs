@@ -73,10 +73,11 @@ fn dv_processing_files_none_lz4_zstd_with_frames() {
 }
 
 #[test]
-fn faery_evt2_evt3_and_aedat4() {
+fn faery_evt2_evt3_aedat4_and_dat() {
     let Some(py) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    for (version, file) in [("evt2", "f.raw"), ("evt3", "f3.raw"), ("aedat4", "f.aedat4")] {
+    let files = [("evt2", "f.raw"), ("evt3", "f3.raw"), ("aedat4", "f.aedat4"), ("dat1", "f1.dat"), ("dat2", "f2.dat")];
+    for (version, file) in files {
         let path = dir.path().join(file);
         let p = path.to_str().unwrap();
         peer(&py, &["faery-write", p, "--version", version, "--events", "50000", "--seed", "5"]);

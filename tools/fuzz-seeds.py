@@ -34,6 +34,9 @@ def seeds():
         elif path.suffix == ".raw":
             body = after_header(data, b"%")
             yield ("evt3" if b"evt 3.0" in data[:200] else "evt2"), path.name, body
+        elif path.suffix == ".dat":
+            # The target writes its own header and takes the first byte as the version.
+            yield "dat", path.name, b"\x00" + after_header(data, b"%")
         elif path.suffix == ".aedat" and data.startswith(b"#!AER-DAT3.1"):
             yield "aedat31", path.name, after_line(data, b"#!END-HEADER")
         elif path.suffix == ".aedat":

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 
 use super::aedat4_net::{Endpoint, NetOptions};
 use super::raw::{self, RawSource};
-use super::{aedat2, aedat31, aedat4, evt2, evt3, npz, EventError, EventSource};
+use super::{aedat2, aedat31, aedat4, dat, evt2, evt3, npz, EventError, EventSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Format {
@@ -23,6 +23,8 @@ pub enum Format {
     Evt3,
     #[serde(rename = "npz")]
     Npz,
+    #[serde(rename = "dat")]
+    Dat,
 }
 
 impl Format {
@@ -35,12 +37,13 @@ impl Format {
             Format::Evt2 => "evt2",
             Format::Evt3 => "evt3",
             Format::Npz => "npz",
+            Format::Dat => "dat",
         }
     }
 }
 
 const EXPECTED: &str = "AEDAT 4.0 (#!AER-DAT4.0), AEDAT 3.1 (#!AER-DAT3.1), AEDAT 2.0 (#!AER-DAT2.0), \
-                        Prophesee RAW (% evt 2.0 / 3.0 header), NumPy .npz (t, x, y, p)";
+                        Prophesee RAW (% evt 2.0 / 3.0 header), Prophesee DAT (% Version / Width / Height header), NumPy .npz (t, x, y, p)";
 
 /// Buffer for file decoders: large enough that refills are rare against decode cost.
 const FILE_BUFFER: usize = 256 << 10;
@@ -93,6 +96,8 @@ pub fn open_reader<R: BufRead + Send + 'static>(
         Ok(Box::new(aedat31::Aedat31Source::open(reader, name)?))
     } else if starts(b"#!AER-DAT2.0") {
         Ok(Box::new(aedat2::Aedat2Source::open(reader, name)?))
+    } else if starts(b"%") && dat::is_dat(&head) {
+        Ok(Box::new(dat::DatSource::open(reader, name)?))
     } else if starts(b"%") {
         let (input, header) = raw::read_header(reader, name)?;
         match header.evt {

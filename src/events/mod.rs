@@ -8,6 +8,7 @@ pub mod aedat2;
 pub mod aedat31;
 pub mod aedat4;
 pub mod aedat4_net;
+pub mod dat;
 pub mod detect;
 pub mod evt2;
 pub mod evt3;

@@ -23,6 +23,7 @@ pub const FIXTURES: &[&str] = &[
     "davis346_aedat-crate_trimmed.aedat4",
     "faery_evt2.raw",
     "faery_evt3.raw",
+    "faery_dat2.dat",
     "cair_dvs128.aedat",
     "jaer_davis240c.aedat",
     "sample_events.npz",

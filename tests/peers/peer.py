@@ -4,7 +4,7 @@ Writers record exactly what they were given in OUT.expected.csv (t,x,y,p) and, f
 OUT.frames.csv (t,width,height,pixel_sum), so the Rust side compares event by event.
 
   peer.py dv-write OUT --compression none|lz4|zstd --events N [--frames K] [--seed S]
-  peer.py faery-write OUT --version evt2|evt3|aedat4 --events N [--seed S]
+  peer.py faery-write OUT --version evt2|evt3|aedat4|dat1|dat2 --events N [--seed S]
   peer.py dv-read FILE          # prints what dv-processing reads: events CSV, then frames
   peer.py dv-serve --tcp PORT | --unix PATH --events N --expected CSV [--seed S] [--span-us U]
 """
@@ -80,7 +80,12 @@ def dv_write(args):
 def faery_write(args):
     # EVT 3.0 keeps 24 bits of time: spread over 40 s so the 2^24 µs wrap is crossed twice.
     events = random_events(args.events, args.seed, t0=1000, span_us=40_000_000)
-    stream = faery.events_stream_from_array(events, dimensions=(WIDTH, HEIGHT))
+    dimensions = (WIDTH, HEIGHT)
+    if args.version == "dat1":
+        # DAT version 1 keeps 8 bits of y.
+        dimensions = (WIDTH, 240)
+        events["y"] %= 240
+    stream = faery.events_stream_from_array(events, dimensions=dimensions)
     kwargs = {"version": args.version} if args.version != "aedat4" else {}
     stream.to_file(args.out, zero_t0=False, **kwargs)
     write_csv(args.out + ".expected.csv", events)

@@ -10,7 +10,7 @@ dir="${1:-target/bench-data}"
 repeat="${REPEAT:-7}"
 .venv/bin/python tools/bench/make_files.py "$dir"
 cargo build --release --quiet
-files=("$dir"/dv_none.aedat4 "$dir"/dv_lz4.aedat4 "$dir"/dv_zstd.aedat4 "$dir"/faery_evt2.raw "$dir"/faery_evt3.raw)
+files=("$dir"/dv_none.aedat4 "$dir"/dv_lz4.aedat4 "$dir"/dv_zstd.aedat4 "$dir"/faery_evt2.raw "$dir"/faery_evt3.raw "$dir"/faery_dat2.dat)
 ours=$(mktemp) peers=$(mktemp)
 trap 'rm -f "$ours" "$peers"' EXIT
 ./target/release/safed bench-decode --json --repeat "$repeat" "${files[@]}" >"$ours"

@@ -56,6 +56,10 @@ def main() -> None:
         if not path.exists():
             stream.to_file(str(path), version=version, zero_t0=False)
             print(f"wrote {path}")
+    path = args.out / "faery_dat2.dat"
+    if not path.exists():
+        stream.to_file(str(path), version="dat2", zero_t0=False)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
