@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
 use crate::infer::stream_cache::InputSpec;
-use crate::pipeline::{load_model, Batching, Reload};
+use crate::pipeline::{load_model, split_parts, Batching, Reload};
 use crate::sink::mqtt::HealthSource;
 use crate::sink::{JsonlSink, Metrics, MqttChange, MqttSink, SinkChange};
 
@@ -49,15 +49,8 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
 /// The newest modification time of a model's files (the full graph and its split pair).
 pub fn model_stamp(full: Option<&Path>) -> Option<SystemTime> {
     let full = full?;
-    let stem = full.file_stem()?.to_string_lossy().into_owned();
-    [
-        full.to_path_buf(),
-        full.with_file_name(format!("{stem}.encoder.onnx")),
-        full.with_file_name(format!("{stem}.fusion.onnx")),
-    ]
-    .iter()
-    .filter_map(|p| std::fs::metadata(p).ok()?.modified().ok())
-    .max()
+    let [encoder, fusion] = split_parts(full);
+    [full.to_path_buf(), encoder, fusion].iter().filter_map(|p| std::fs::metadata(p).ok()?.modified().ok()).max()
 }
 
 impl Reloader {

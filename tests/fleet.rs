@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::broker::{have_mosquitto, retained, subscribe, Broker};
-use common::daemon::{http_get, write_config, Daemon};
+use common::daemon::{http_get, metric, write_config, Daemon};
 
 fn config(port: u16, extra: &str) -> String {
     format!(
@@ -88,8 +88,7 @@ fn a_broker_that_comes_back_gets_the_queue_and_drops_are_counted() {
     let got = subscribe(broker.port, "test-sub", "fleet/+/recognitions");
     let extra = "queue = 20\nreconnect_max_ms = 200\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
     let mut d = Daemon::start(&write_config(tmp.path(), &config(broker.port, extra)));
-    let addr = d.wait_log("metrics on http://", Duration::from_secs(30));
-    let addr = addr.split("http://").nth(1).unwrap().trim_end_matches("/metrics").to_string();
+    let addr = d.metrics_addr();
     d.wait_lines(30, Duration::from_secs(30));
     broker.stop();
     std::thread::sleep(Duration::from_secs(2));
@@ -105,10 +104,7 @@ fn a_broker_that_comes_back_gets_the_queue_and_drops_are_counted() {
     let lines = d.lines();
     let gap = lines.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
     assert!(gap < Duration::from_millis(500), "recognition paused for {gap:?}");
-    let dropped: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("safed_mqtt_dropped_total ")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{metrics}"));
+    let dropped = metric(&metrics, "safed_mqtt_dropped_total ") as u64;
     assert!(dropped > 0, "2 s of recognitions do not fit in 20 messages");
     std::thread::sleep(Duration::from_millis(500));
     let seqs: Vec<u64> =

@@ -18,8 +18,8 @@ fn start_with_metrics(dir: &std::path::Path) -> (Daemon, String) {
     let config =
         write_config(dir, "[source]\nevents = \"bundled\"\nloop = true\n[metrics]\nlisten = \"127.0.0.1:0\"\n");
     let d = Daemon::start(&config);
-    let addr = d.wait_log("metrics on http://", Duration::from_secs(30));
-    (d, addr.split("http://").nth(1).unwrap().trim_end_matches("/metrics").to_string())
+    let addr = d.metrics_addr();
+    (d, addr)
 }
 
 /// A scrape answered in full within 3 s.

@@ -6,16 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::daemon::{http_get, write_config, Daemon};
+use common::daemon::{http_get, metric, write_config, Daemon};
 
 const BASE: &str = "[source]\nevents = \"bundled\"\nloop = true\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
-
-fn metric(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
-}
 
 #[test]
 fn a_second_model_is_swapped_in_without_a_gap_and_bad_ones_are_refused() {
@@ -29,8 +22,7 @@ fn a_second_model_is_swapped_in_without_a_gap_and_bad_ones_are_refused() {
     let second = dir.join("second.onnx").display().to_string();
     let config = write_config(dir, BASE);
     let mut d = Daemon::start(&config);
-    let addr = d.wait_log("metrics on http://", Duration::from_secs(30));
-    let addr = addr.split("http://").nth(1).unwrap().trim_end_matches("/metrics").to_string();
+    let addr = d.metrics_addr();
     d.wait_lines(20, Duration::from_secs(30));
 
     // The second model, and a speed change, which needs a restart.

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::{http_get, safed, sigterm, write_config};
+use common::daemon::{http_get, metric, safed, sigterm, write_config};
 use common::stdout_lines;
 
 fn notifications(sock: &UnixDatagram) -> Vec<String> {
@@ -201,12 +201,7 @@ fn overload_drops_are_counted_and_memory_stays_bounded() {
     sigterm(child.id());
     assert!(child.wait().unwrap().success());
     let lines = reader.join().unwrap();
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
-    };
+    let value = |name: &str| metric(&metrics, name);
     assert!(value("safed_ring_dropped_total{stream=\"cam0\"} ") > 0.0, "{metrics}");
     assert!(value("safed_recognitions_total{stream=\"cam0\"} ") > 10.0);
     assert!(value("safed_events_total{stream=\"cam0\"} ") > 0.0);

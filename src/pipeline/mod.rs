@@ -564,7 +564,13 @@ impl Pipeline {
     }
 }
 
-/// The split pair beside `full` (NAME.encoder.onnx, NAME.fusion.onnx), or the bundled demo.
+/// The split pair beside a full graph NAME.onnx: NAME.encoder.onnx and NAME.fusion.onnx.
+pub fn split_parts(full: &std::path::Path) -> [std::path::PathBuf; 2] {
+    let stem = full.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    ["encoder", "fusion"].map(|role| full.with_file_name(format!("{stem}.{role}.onnx")))
+}
+
+/// The split pair beside `full` (see [`split_parts`]), or the bundled demo.
 pub fn load_model(
     full: Option<&std::path::Path>,
     mut cfg: crate::infer::SessionConfig,
@@ -574,13 +580,8 @@ pub fn load_model(
     cfg.spin = false;
     let (encoder, fusion, name) = match full {
         Some(full) => {
-            let stem = full.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let part = |role: &str| full.with_file_name(format!("{stem}.{role}.onnx"));
-            (
-                SafeModel::load(&part("encoder"), &cfg)?,
-                SafeModel::load(&part("fusion"), &cfg)?,
-                full.display().to_string(),
-            )
+            let [encoder, fusion] = split_parts(full);
+            (SafeModel::load(&encoder, &cfg)?, SafeModel::load(&fusion, &cfg)?, full.display().to_string())
         }
         None => {
             let (e, f) = crate::demo::model_bytes();

@@ -64,19 +64,16 @@ impl Sinks {
             },
             MqttChange::Start(m) => {
                 m.ready();
-                if let Some(old) = self.mqtt.replace(*m) {
-                    std::thread::spawn(move || {
-                        old.finish(std::time::Instant::now() + std::time::Duration::from_secs(2))
-                    });
-                }
+                retire(self.mqtt.replace(*m));
             }
-            MqttChange::Stop => {
-                if let Some(old) = self.mqtt.take() {
-                    std::thread::spawn(move || {
-                        old.finish(std::time::Instant::now() + std::time::Duration::from_secs(2))
-                    });
-                }
-            }
+            MqttChange::Stop => retire(self.mqtt.take()),
         }
+    }
+}
+
+/// A broker client a reload replaced: it delivers its queue (2 s at most) off the output thread.
+fn retire(old: Option<MqttSink>) {
+    if let Some(old) = old {
+        std::thread::spawn(move || old.finish(std::time::Instant::now() + std::time::Duration::from_secs(2)));
     }
 }

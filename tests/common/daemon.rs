@@ -47,6 +47,14 @@ pub fn try_http_get(addr: &str, path: &str) -> std::io::Result<String> {
 /// Stdout lines, each with when it arrived.
 type Stamped = Arc<Mutex<Vec<(Instant, String)>>>;
 
+/// The value of the sample `name` (labels and the trailing space included) in a metrics body.
+pub fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
 pub struct Daemon {
     pub child: Child,
     log: Arc<Mutex<Vec<String>>>,
@@ -88,6 +96,13 @@ impl Daemon {
             assert!(Instant::now() < until, "{marker:?} never logged:\n{}", self.log().join("\n"));
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// HOST:PORT of the metrics endpoint, once logged.
+    pub fn metrics_addr(&self) -> String {
+        let line = self.wait_log("metrics on http://", Duration::from_secs(30));
+        let at = line.split("http://").nth(1).unwrap_or_else(|| panic!("no address in {line:?}"));
+        at.trim_end_matches("/metrics").to_string()
     }
 
     pub fn log(&self) -> Vec<String> {

@@ -47,6 +47,14 @@ impl Shared {
         Message { topic, payload: text.as_bytes().to_vec(), retain: true, kind: Kind::Status }
     }
 
+    /// Queues a message, counting what the full queue pushes out.
+    pub fn queue(&self, message: Message) {
+        let dropped = self.outbox.push(message);
+        if dropped > 0 {
+            self.metrics.mqtt_dropped.inc_by(dropped);
+        }
+    }
+
     fn client(&self) -> Option<Client> {
         self.client.lock().ok()?.clone()
     }

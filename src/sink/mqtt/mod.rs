@@ -141,16 +141,12 @@ impl MqttSink {
         let topic = match self.topics.get(stream) {
             Some(t) => t.clone(),
             None => {
-                let t = self.template.replace("{stream}", &stream.replace(['/', '+', '#'], "_"));
+                let t = self.template.replace("{stream}", &settings::topic_level(stream));
                 self.topics.insert(stream.to_string(), t.clone());
                 t
             }
         };
-        let m = Message { topic, payload: line.to_vec(), retain: false, kind: Kind::Recognition };
-        let dropped = self.shared.outbox.push(m);
-        if dropped > 0 {
-            self.shared.metrics.mqtt_dropped.inc_by(dropped);
-        }
+        self.shared.queue(Message { topic, payload: line.to_vec(), retain: false, kind: Kind::Recognition });
     }
 
     /// New settings (a reload): the connection is made again with them; what is queued stays
@@ -228,9 +224,6 @@ fn beat(shared: Arc<Shared>, every: Duration, health: HealthSource) {
         }
         let topic = shared.built.lock().map(|b| b.health_topic.clone()).unwrap_or_default();
         let payload = serde_json::to_vec(&value).unwrap_or_default();
-        let dropped = shared.outbox.push(Message { topic, payload, retain: false, kind: Kind::Health });
-        if dropped > 0 {
-            shared.metrics.mqtt_dropped.inc_by(dropped);
-        }
+        shared.queue(Message { topic, payload, retain: false, kind: Kind::Health });
     }
 }

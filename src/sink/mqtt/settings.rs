@@ -139,9 +139,13 @@ pub fn host_name() -> String {
     }
 }
 
-/// A topic level may not carry MQTT's wildcards, and a host name may not add levels.
+/// A name as one topic level: no MQTT wildcards, and no `/` to add levels.
+pub fn topic_level(name: &str) -> String {
+    name.replace(['/', '+', '#'], "_")
+}
+
 fn fill_host(template: &str, host: &str) -> String {
-    template.replace("{host}", &host.replace(['/', '+', '#'], "_"))
+    template.replace("{host}", &topic_level(host))
 }
 
 impl MqttConfig {
