@@ -234,3 +234,74 @@ fn dat_layouts_t0_wraps_and_triggers() {
         other => panic!("{other:?}"),
     }
 }
+
+fn open_as(bytes: Vec<u8>, format: &str) -> Result<Box<dyn EventSource>, safed::events::EventError> {
+    let opts = OpenOptions { format: Some(format.parse().unwrap()), ..OpenOptions::default() };
+    open_reader(Cursor::new(bytes), "mem", &opts)
+}
+
+fn atis(records: &[(u8, u8, bool, u32)]) -> Vec<u8> {
+    records.iter().flat_map(|&(x, y, p, t)| [x, y, (p as u8) << 7 | (t >> 16) as u8, (t >> 8) as u8, t as u8]).collect()
+}
+
+#[test]
+fn atis_bin_overflow_markers_guessing_and_forcing() {
+    let ev = |t, x, y, p| Event { t, x, y, p };
+    // A y = 240 record adds 2^13 µs to every later time and is not an event.
+    let bytes = atis(&[(1, 2, true, 0x7F_FFFF), (0, 240, false, 0), (33, 33, false, 5)]);
+    let s = open(bytes.clone());
+    assert_eq!(s.info().format.name(), "atis-bin");
+    assert_eq!(events(&all_packets(s)), vec![ev(0x7F_FFFF, 1, 2, true), ev(8192 + 5, 33, 33, false)]);
+    // Times going back (with no marker between) are not ATIS: no guess, but forcing reads them.
+    let back = atis(&[(1, 1, true, 500), (2, 2, true, 100)]);
+    let err = open_reader(Cursor::new(back.clone()), "mem", &OpenOptions::default()).map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("--input-format atis-bin"), "{err}");
+    assert_eq!(events(&all_packets(open_as(back, "atis-bin").unwrap())).len(), 2);
+    // A partial record at the end names its offset.
+    let mut cut = bytes;
+    cut.truncate(13);
+    let mut s = open_as(cut, "atis-bin").unwrap();
+    let err = std::iter::from_fn(|| Some(s.next_packet())).find_map(|r| r.err()).unwrap();
+    assert!(err.to_string().contains("truncated at byte 13") && err.to_string().contains("5-byte"), "{err}");
+}
+
+#[test]
+fn text_seconds_round_exactly_and_csv_is_microseconds() {
+    let ev = |t, x, y, p| Event { t, x, y, p };
+    // Nine decimals round to the nearest µs without a float; -1 is OFF; comments and blank
+    // lines are skipped; tabs and CRLF are fine; the last line needs no newline.
+    let text = b"# t x y p\n0.0000004 1 2 1\n0.0000005\t3 4 0\r\n\n12.345678501 5 6 -1\n1e-3 7 8 1".to_vec();
+    let s = open(text);
+    assert_eq!(s.info().format.name(), "text");
+    assert_eq!(
+        events(&all_packets(s)),
+        vec![ev(0, 1, 2, true), ev(1, 3, 4, false), ev(12_345_679, 5, 6, false), ev(1000, 7, 8, true)]
+    );
+    let csv = b"t,x,y,on\n100,1,2,1\n-5,3,4,0\n".to_vec();
+    let s = open(csv);
+    assert_eq!(s.info().format.name(), "csv");
+    assert_eq!(events(&all_packets(s)), vec![ev(100, 1, 2, true), ev(-5, 3, 4, false)]);
+    // A bad line names its number, its offset and what was expected.
+    for (bytes, want) in [
+        (&b"0.1 1 2 1\n0.2 1 2\n"[..], "at byte 10: line 2: expected 4 fields"),
+        (b"0.1 1 2 1\n0.2 70000 2 1\n", "line 2: x \"70000\": expected an integer in 0..=65535"),
+        (b"t,x,y,p\n1,2,3,1\n1.5,2,3,1\n", "line 3: t \"1.5\": expected an integer"),
+        (b"0.1 1 2 1\n0.2 1 2 7\n", "line 2: p \"7\": expected 1, 0 or -1"),
+    ] {
+        let mut s = open(bytes.to_vec());
+        let err = loop {
+            match s.next_packet() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("no error for {:?}", String::from_utf8_lossy(bytes)),
+                Err(e) => break e,
+            }
+        };
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    // A line without end is refused, not buffered without bound.
+    let mut long = b"0.1 1 2 1\n".to_vec();
+    long.extend(std::iter::repeat_n(b'1', 3 << 20));
+    let mut s = open(long);
+    let err = std::iter::from_fn(|| Some(s.next_packet())).find_map(|r| r.err()).unwrap();
+    assert!(err.to_string().contains("longer than 4096 bytes"), "{err}");
+}

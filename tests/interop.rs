@@ -86,6 +86,31 @@ fn faery_evt2_evt3_aedat4_and_dat() {
     }
 }
 
+/// No vendor writes N-MNIST's `.bin`: the file is checked through tonic's own reader, with and
+/// without `--input-format atis-bin`.
+#[test]
+fn atis_bin_reads_as_tonic_reads_it() {
+    let Some(py) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.bin");
+    let p = path.to_str().unwrap();
+    peer(&py, &["atis-write", p, "--events", "40000", "--seed", "7"]);
+    let tonic = peer(&py, &["tonic-read", p]);
+    assert!(csv_of(open(p).unwrap()).unwrap() == tonic, "guessed: events differ from tonic's");
+    let forced = OpenOptions { format: Some(safed::events::Format::AtisBin), ..OpenOptions::default() };
+    assert!(csv_of(open_with(p, &forced).unwrap()).unwrap() == tonic, "forced: events differ from tonic's");
+}
+
+#[test]
+fn rpg_events_txt() {
+    let Some(py) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.txt");
+    let p = path.to_str().unwrap();
+    peer(&py, &["text-write", p, "--events", "40000", "--seed", "8"]);
+    assert!(csv_of(open(p).unwrap()).unwrap() == read(&with_suffix(&path, ".expected.csv")), "events differ");
+}
+
 #[test]
 fn our_aedat4_writer_is_read_by_dv_processing() {
     let Some(py) = venv_python() else { return };

@@ -37,6 +37,10 @@ def seeds():
         elif path.suffix == ".dat":
             # The target writes its own header and takes the first byte as the version.
             yield "dat", path.name, b"\x00" + after_header(data, b"%")
+        elif path.suffix == ".bin":
+            yield "atis_bin", path.name, data
+        elif path.suffix == ".txt" or path.name == "rpg_events.txt.expected.csv":
+            yield "text", path.name, data
         elif path.suffix == ".aedat" and data.startswith(b"#!AER-DAT3.1"):
             yield "aedat31", path.name, after_line(data, b"#!END-HEADER")
         elif path.suffix == ".aedat":

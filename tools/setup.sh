@@ -18,7 +18,7 @@ need_apt=()
 # mosquitto (+ clients, mosquitto_passwd) and prometheus (+ promtool): the real broker and
 # server the fleet tests start on loopback ports; openssl makes their TLS certificates.
 for pkg in build-essential pkg-config python3-venv python3-pip ca-certificates clang libclang-dev libopencv-dev \
-    mosquitto mosquitto-clients prometheus openssl; do
+    libhdf5-dev mosquitto mosquitto-clients prometheus openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -40,11 +40,15 @@ if ! rust_ok; then
     rust_ok || { say "Rust >= 1.80 is needed: install it with rustup (https://rustup.rs), then re-run"; exit 1; }
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import dv_processing, faery' 2>/dev/null; then
-    say "creating .venv with the interop peers (dv-processing, faery)"
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import dv_processing, faery, h5py, expelliarmus' 2>/dev/null \
+    || [ ! -f .venv/lib/python3*/site-packages/tonic/io.py ]; then
+    say "creating .venv with the interop peers (dv-processing, faery, h5py, expelliarmus, tonic)"
     rm -rf .venv
     python3 -m venv .venv
     .venv/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements-test.txt
+    # tonic only for its N-MNIST reader (tonic/io.py, loaded by path): none of its heavy
+    # dependencies (librosa, torch) are needed for that.
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps tonic==1.7.0
 fi
 
 lib=tools/ort/lib/libonnxruntime.so

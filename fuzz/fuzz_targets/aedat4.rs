@@ -1,4 +1,5 @@
-//! AEDAT 4.0 files: the IO header, packets, LZ4/zstd bodies, flatbuffers (inline and threaded decode).
+//! AEDAT 4.0 files: the IO header, packets, LZ4/zstd bodies, flatbuffers (decoded inline; the
+//! worker threads are driven by `aedat4_file`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

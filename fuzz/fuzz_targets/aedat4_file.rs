@@ -1,5 +1,6 @@
 //! AEDAT 4.0 files on disk: the positioned reader (workers read packet bodies by offset), which
-//! the in-memory `aedat4` target never reaches.
+//! the in-memory `aedat4` target never reaches, with two decode threads: the one target that
+//! drives the threaded path.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

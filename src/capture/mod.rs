@@ -108,6 +108,8 @@ pub struct SourceSpec {
     pub idle_timeout: std::time::Duration,
     /// Pass on the frames inside the event source (false when RGB comes from OpenCV).
     pub forward_frames: bool,
+    /// Files: read as this format instead of recognising it (`--input-format`).
+    pub format: Option<crate::events::Format>,
 }
 
 /// An opened source and what the pipeline needs to know about it.
@@ -126,6 +128,7 @@ impl SourceSpec {
     fn open_options(&self) -> crate::events::OpenOptions {
         let mut o = crate::events::OpenOptions::default();
         o.net.read_timeout = Some(self.idle_timeout);
+        o.format = self.format;
         o
     }
 

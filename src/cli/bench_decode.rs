@@ -4,7 +4,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::events::{self, OpenOptions, PacketData};
+use crate::events::{self, Format, OpenOptions, PacketData};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,6 +17,10 @@ pub struct Args {
     /// One JSON object per file.
     #[arg(long)]
     pub json: bool,
+    /// Read the input as this format instead of recognising it from its bytes: aedat4,
+    /// aedat3.1, aedat2, evt2, evt3, dat, npz, atis-bin, text, csv.
+    #[arg(long)]
+    pub input_format: Option<Format>,
     /// Threads decoding AEDAT4 packets (default: cores, at most 4; 1 decodes inline).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -49,7 +53,7 @@ fn decode_once(file: &str, opts: &OpenOptions) -> anyhow::Result<(u64, &'static 
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let mut opts = OpenOptions::default();
+    let mut opts = OpenOptions { format: args.input_format, ..OpenOptions::default() };
     if let Some(t) = args.threads {
         opts.decode_threads = t.max(1);
     }

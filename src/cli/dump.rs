@@ -2,7 +2,7 @@ use std::io::{self, Write};
 
 use anyhow::Context;
 
-use crate::events::{self, EventReader, StreamSelector};
+use crate::events::{self, EventReader, Format, StreamSelector};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -14,6 +14,10 @@ pub struct Args {
     /// Event stream to dump, by id or name (default: the first event stream).
     #[arg(long)]
     pub stream: Option<StreamSelector>,
+    /// Read the input as this format instead of recognising it from its bytes: aedat4,
+    /// aedat3.1, aedat2, evt2, evt3, dat, npz, atis-bin, text, csv.
+    #[arg(long)]
+    pub input_format: Option<Format>,
     /// Stop after this many events.
     #[arg(long)]
     pub limit: Option<u64>,
@@ -21,7 +25,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let source = match &args.source {
-        Some(s) => events::open(s)?,
+        Some(s) => events::open_with(s, &events::OpenOptions { format: args.input_format, ..Default::default() })?,
         None => events::open_sample()?,
     };
     let mut reader = EventReader::new(source, &args.stream.unwrap_or_default())?;

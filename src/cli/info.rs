@@ -9,6 +9,10 @@ use crate::events::{self, EventError, EventSource, Format, PacketData, StreamInf
 pub struct Args {
     /// A file, tcp://HOST:PORT or unix:///PATH (default: the bundled sample recording).
     pub source: Option<String>,
+    /// Read the input as this format instead of recognising it from its bytes: aedat4,
+    /// aedat3.1, aedat2, evt2, evt3, dat, npz, atis-bin, text, csv.
+    #[arg(long)]
+    pub input_format: Option<Format>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -104,7 +108,7 @@ pub fn summarise(name: &str, mut source: Box<dyn EventSource>) -> Result<Report,
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let source = match &args.source {
-        Some(s) => events::open(s)?,
+        Some(s) => events::open_with(s, &events::OpenOptions { format: args.input_format, ..Default::default() })?,
         None => events::open_sample()?,
     };
     let name = source.input_name().to_string();

@@ -14,6 +14,7 @@ use crate::accumulate::WindowMode;
 use crate::capture::rgb::RgbSpec;
 use crate::capture::{CaptureLink, SourceSpec};
 use crate::config::Speed;
+use crate::events::Format;
 use crate::pipeline::{effective_mode, load_model, Pipeline, StreamOptions};
 use crate::ring::{Overflow, Ring};
 use crate::sink::JsonlSink;
@@ -22,6 +23,9 @@ use crate::sink::JsonlSink;
 pub struct Args {
     /// An AEDAT4 recording with events and frames (default: the bundled demo recording).
     recording: Option<PathBuf>,
+    /// Read the recording as this format instead of recognising it (e.g. atis-bin).
+    #[arg(long)]
+    input_format: Option<Format>,
     /// RGB frames from this video file (OpenCV) instead of the recording's own frames; its
     /// first frame is aligned with the recording's first event.
     #[arg(long)]
@@ -92,6 +96,7 @@ pub fn run(args: Args) -> Result<()> {
         reconnect_max: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(2),
         forward_frames: args.video.is_none(),
+        format: args.input_format,
     };
     let opened = spec.open()?;
     let video = match &args.video {

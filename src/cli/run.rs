@@ -167,6 +167,7 @@ impl OpenStream {
             reconnect_max: Duration::from_millis(s.reconnect_max_ms),
             idle_timeout: Duration::from_millis(s.idle_timeout_ms),
             forward_frames: settings.rgb.is_empty(),
+            format: None,
         };
         let opened = spec.open().with_context(|| format!("stream {}", s.name))?;
         let rgb = if settings.rgb.is_empty() {

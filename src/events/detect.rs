@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 
 use super::aedat4_net::{Endpoint, NetOptions};
 use super::raw::{self, RawSource};
-use super::{aedat2, aedat31, aedat4, dat, evt2, evt3, npz, EventError, EventSource};
+use super::{aedat2, aedat31, aedat4, atis_bin, dat, evt2, evt3, npz, text, EventError, EventSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Format {
@@ -25,6 +25,14 @@ pub enum Format {
     Npz,
     #[serde(rename = "dat")]
     Dat,
+    #[serde(rename = "atis-bin")]
+    AtisBin,
+    /// `t x y p` lines, t in seconds.
+    #[serde(rename = "text")]
+    Text,
+    /// A `t,x,y,p` header, then t in µs.
+    #[serde(rename = "csv")]
+    Csv,
 }
 
 impl Format {
@@ -38,12 +46,41 @@ impl Format {
             Format::Evt3 => "evt3",
             Format::Npz => "npz",
             Format::Dat => "dat",
+            Format::AtisBin => "atis-bin",
+            Format::Text => "text",
+            Format::Csv => "csv",
         }
+    }
+
+    /// The formats a file can be read as (`--input-format`).
+    pub const FILE_FORMATS: &'static [Format] = &[
+        Format::Aedat4,
+        Format::Aedat31,
+        Format::Aedat2,
+        Format::Evt2,
+        Format::Evt3,
+        Format::Dat,
+        Format::Npz,
+        Format::AtisBin,
+        Format::Text,
+        Format::Csv,
+    ];
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Format::FILE_FORMATS.iter().copied().find(|f| f.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Format::FILE_FORMATS.iter().map(|f| f.name()).collect();
+            format!("unknown input format {s:?}; expected one of {}", names.join(", "))
+        })
     }
 }
 
 const EXPECTED: &str = "AEDAT 4.0 (#!AER-DAT4.0), AEDAT 3.1 (#!AER-DAT3.1), AEDAT 2.0 (#!AER-DAT2.0), \
-                        Prophesee RAW (% evt 2.0 / 3.0 header), Prophesee DAT (% Version / Width / Height header), NumPy .npz (t, x, y, p)";
+                        Prophesee RAW (% evt 2.0 / 3.0 header), Prophesee DAT (% Version / Width / Height header), NumPy .npz (t, x, y, p), \
+                        text (t x y p lines, or a t,x,y,p CSV header), ATIS .bin (guessed from its records: \
+                        name it with --input-format atis-bin if the guess fails)";
 
 /// Buffer for file decoders: large enough that refills are rare against decode cost.
 const FILE_BUFFER: usize = 256 << 10;
@@ -54,12 +91,14 @@ pub struct OpenOptions {
     pub net: NetOptions,
     /// Worker threads decoding AEDAT4 file packets (1: decode inline on the caller's thread).
     pub decode_threads: usize,
+    /// Read files as this format instead of recognising it (`--input-format`).
+    pub format: Option<Format>,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        OpenOptions { net: NetOptions::default(), decode_threads: cores.min(4) }
+        OpenOptions { net: NetOptions::default(), decode_threads: cores.min(4), format: None }
     }
 }
 
@@ -76,7 +115,11 @@ pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource
     let file = File::open(source).map_err(io_err)?;
     let mut reader = BufReader::with_capacity(FILE_BUFFER, file);
     // AEDAT4 files are read by position, so that workers share the reading too.
-    if reader.fill_buf().map_err(io_err)?.starts_with(aedat4::MAGIC) {
+    let aedat4 = match opts.format {
+        Some(format) => format == Format::Aedat4,
+        None => reader.fill_buf().map_err(io_err)?.starts_with(aedat4::MAGIC),
+    };
+    if aedat4 {
         return Ok(Box::new(aedat4::Aedat4Source::open_path(reader, source, opts.decode_threads)?));
     }
     open_reader(reader, source, opts)
@@ -88,30 +131,79 @@ pub fn open_reader<R: BufRead + Send + 'static>(
     name: &str,
     opts: &OpenOptions,
 ) -> Result<Box<dyn EventSource>, EventError> {
-    let head = reader.fill_buf().map_err(|err| EventError::Io { input: name.to_string(), offset: 0, err })?.to_vec();
-    let starts = |magic: &[u8]| head.starts_with(magic);
-    if starts(b"#!AER-DAT4.0") {
-        Ok(Box::new(aedat4::Aedat4Source::open_file(reader, name, opts.decode_threads)?))
-    } else if starts(b"#!AER-DAT3.1") {
-        Ok(Box::new(aedat31::Aedat31Source::open(reader, name)?))
-    } else if starts(b"#!AER-DAT2.0") {
-        Ok(Box::new(aedat2::Aedat2Source::open(reader, name)?))
-    } else if starts(b"%") && dat::is_dat(&head) {
-        Ok(Box::new(dat::DatSource::open(reader, name)?))
-    } else if starts(b"%") {
-        let (input, header) = raw::read_header(reader, name)?;
-        match header.evt {
-            raw::Evt::V2 => Ok(Box::new(RawSource::<_, evt2::Evt2Decoder>::new(input, &header))),
-            raw::Evt::V3 => Ok(Box::new(RawSource::<_, evt3::Evt3Decoder>::new(input, &header))),
+    let format = match opts.format {
+        Some(format) => format,
+        None => {
+            let head = reader.fill_buf().map_err(|err| EventError::Io { input: name.to_string(), offset: 0, err })?;
+            recognise(head).ok_or_else(|| EventError::UnknownFormat {
+                input: name.to_string(),
+                head: String::from_utf8_lossy(&head[..head.len().min(16)]).into_owned(),
+                expected: EXPECTED,
+            })?
         }
+    };
+    open_as(reader, name, format, opts)
+}
+
+/// The format of an input from its first bytes. Formats with a magic or a header come first;
+/// text next (its first line must parse); ATIS `.bin`, which has neither, only last.
+pub fn recognise(head: &[u8]) -> Option<Format> {
+    let starts = |magic: &[u8]| head.starts_with(magic);
+    Some(if starts(b"#!AER-DAT4.0") {
+        Format::Aedat4
+    } else if starts(b"#!AER-DAT3.1") {
+        Format::Aedat31
+    } else if starts(b"#!AER-DAT2.0") {
+        Format::Aedat2
+    } else if starts(b"%") && dat::is_dat(head) {
+        Format::Dat
+    } else if starts(b"%") {
+        // RAW: the header says which EVT version.
+        Format::Evt3
     } else if starts(b"PK\x03\x04") {
-        Ok(Box::new(npz::NpzSource::open(reader, name)?))
+        Format::Npz
+    } else if text::looks_like_text(head) {
+        Format::Text
+    } else if atis_bin::looks_like_atis(head) {
+        Format::AtisBin
     } else {
-        let shown = &head[..head.len().min(16)];
-        Err(EventError::UnknownFormat {
-            input: name.to_string(),
-            head: String::from_utf8_lossy(shown).into_owned(),
-            expected: EXPECTED,
-        })
-    }
+        return None;
+    })
+}
+
+fn open_as<R: BufRead + Send + 'static>(
+    reader: R,
+    name: &str,
+    format: Format,
+    opts: &OpenOptions,
+) -> Result<Box<dyn EventSource>, EventError> {
+    Ok(match format {
+        Format::Aedat4 => Box::new(aedat4::Aedat4Source::open_file(reader, name, opts.decode_threads)?),
+        Format::Aedat4Stream => Box::new(aedat4::Aedat4Source::open_stream(reader, name)?),
+        Format::Aedat31 => Box::new(aedat31::Aedat31Source::open(reader, name)?),
+        Format::Aedat2 => Box::new(aedat2::Aedat2Source::open(reader, name)?),
+        Format::Dat => Box::new(dat::DatSource::open(reader, name)?),
+        // A RAW header names its EVT version; a forced version must agree with it.
+        Format::Evt2 | Format::Evt3 => {
+            let (input, header) = raw::read_header(reader, name)?;
+            let found = match header.evt {
+                raw::Evt::V2 => Format::Evt2,
+                raw::Evt::V3 => Format::Evt3,
+            };
+            if opts.format.is_some_and(|f| f != found) {
+                return Err(input.place().unsupported(format!(
+                    "read as {} but its header says {}",
+                    format.name(),
+                    found.name()
+                )));
+            }
+            match header.evt {
+                raw::Evt::V2 => Box::new(RawSource::<_, evt2::Evt2Decoder>::new(input, &header)),
+                raw::Evt::V3 => Box::new(RawSource::<_, evt3::Evt3Decoder>::new(input, &header)),
+            }
+        }
+        Format::Npz => Box::new(npz::NpzSource::open(reader, name)?),
+        Format::AtisBin => Box::new(atis_bin::AtisBinSource::open(reader, name)),
+        Format::Text | Format::Csv => Box::new(text::TextSource::open(reader, name)?),
+    })
 }

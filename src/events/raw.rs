@@ -193,9 +193,15 @@ pub fn read_header<R: BufRead>(reader: R, name: &str) -> Result<(ByteInput<R>, R
     Ok((input, RawHeader { evt, size, camera }))
 }
 
-/// Reads a word stream in large chunks, carrying a partial word across chunk boundaries.
+/// The first read of a [`WordChunks`].
+const START_CHUNK: usize = 64 << 10;
+
+/// Reads a word stream in large chunks, carrying a partial word across chunk boundaries. The
+/// buffer starts small and doubles while reads fill it, up to the chunk size: a short input
+/// (one N-MNIST digit, a fuzz input) never pays for zeroing a megabyte.
 pub struct WordChunks {
     buf: Vec<u8>,
+    max: usize,
     /// A partial word left over from the last chunk, put in front of the next one.
     tail: [u8; 8],
     tail_len: usize,
@@ -203,7 +209,7 @@ pub struct WordChunks {
 
 impl WordChunks {
     pub fn new(chunk_bytes: usize) -> Self {
-        WordChunks { buf: vec![0; chunk_bytes], tail: [0; 8], tail_len: 0 }
+        WordChunks { buf: vec![0; chunk_bytes.min(START_CHUNK)], max: chunk_bytes, tail: [0; 8], tail_len: 0 }
     }
 
     /// The next chunk of whole `word`-byte words with the input offset of its first byte, or
@@ -216,6 +222,10 @@ impl WordChunks {
         let carry = self.tail_len;
         self.buf[..carry].copy_from_slice(&self.tail[..carry]);
         let got = input.read_some(&mut self.buf[carry..])?;
+        if carry + got == self.buf.len() && self.buf.len() < self.max {
+            // Grown for the next read; this one's bytes stay where they are.
+            self.buf.resize((self.buf.len() * 2).min(self.max), 0);
+        }
         if got == 0 {
             if carry > 0 {
                 return Err(input.place().truncated(format!("a {word}-byte word (got {carry} bytes)")));

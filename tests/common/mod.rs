@@ -27,6 +27,8 @@ pub const FIXTURES: &[&str] = &[
     "cair_dvs128.aedat",
     "jaer_davis240c.aedat",
     "sample_events.npz",
+    "nmnist_like.bin",
+    "rpg_events.txt",
 ];
 
 pub fn data(name: &str) -> PathBuf {

@@ -6,6 +6,9 @@ OUT.frames.csv (t,width,height,pixel_sum), so the Rust side compares event by ev
   peer.py dv-write OUT --compression none|lz4|zstd --events N [--frames K] [--seed S]
   peer.py faery-write OUT --version evt2|evt3|aedat4|dat1|dat2 --events N [--seed S]
   peer.py dv-read FILE          # prints what dv-processing reads: events CSV, then frames
+  peer.py atis-write OUT --events N [--seed S]   # N-MNIST .bin records, with overflow markers
+  peer.py tonic-read FILE       # prints what tonic's read_mnist_file reads (t,x,y,p)
+  peer.py text-write OUT --events N [--seed S]   # RPG events.txt: `t x y p`, t in seconds
   peer.py dv-serve --tcp PORT | --unix PATH --events N --expected CSV [--seed S] [--span-us U]
 """
 
@@ -136,6 +139,54 @@ def dv_serve(args):
     os._exit(0)
 
 
+def atis_write(args):
+    """N-MNIST's layout: x, y, p<<7 | t>>16, t>>8, t; y = 240 marks a time overflow. There is no
+    vendor writer, so the file is checked through tonic's reader (tonic-read)."""
+    rng = np.random.default_rng(args.seed)
+    n = args.events
+    t = np.sort(rng.integers(0, (1 << 23) - 1, n))
+    records = np.zeros((n, 5), dtype=np.uint8)
+    records[:, 0] = rng.integers(0, 34, n)
+    records[:, 1] = rng.integers(0, 34, n)
+    records[:, 2] = (rng.random(n) < 0.5).astype(np.uint8) << 7 | (t >> 16).astype(np.uint8)
+    records[:, 3] = (t >> 8) & 0xFF
+    records[:, 4] = t & 0xFF
+    # Three overflow markers (x 0, y 240, time 0) spread through the file.
+    marker = np.array([[0, 240, 0, 0, 0]], dtype=np.uint8)
+    parts = np.array_split(records, 4)
+    out = parts[0]
+    for part in parts[1:]:
+        out = np.concatenate([out, marker, part])
+    out.tofile(args.out)
+
+
+def tonic_read(args):
+    # tonic/io.py alone (loaded by path): the package's __init__ wants librosa and torch.
+    import importlib.util
+    import site
+    for root in site.getsitepackages():
+        path = os.path.join(root, "tonic", "io.py")
+        if os.path.exists(path):
+            break
+    spec = importlib.util.spec_from_file_location("tonic_io", path)
+    tonic_io = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tonic_io)
+    dtype = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", bool)])
+    events = tonic_io.read_mnist_file(args.file, dtype=dtype)
+    out = sys.stdout
+    out.write("t,x,y,p\n")
+    for t, x, y, p in zip(events["t"].tolist(), events["x"].tolist(), events["y"].tolist(), events["p"].tolist()):
+        out.write(f"{t},{x},{y},{int(p)}\n")
+
+
+def text_write(args):
+    events = random_events(args.events, args.seed, t0=0, span_us=5_000_000)
+    with open(args.out, "w") as f:
+        for t, x, y, p in zip(events["t"].tolist(), events["x"].tolist(), events["y"].tolist(), events["on"].tolist()):
+            f.write(f"{t // 1_000_000}.{t % 1_000_000:06d}000 {x} {y} {int(p)}\n")
+    write_csv(args.out + ".expected.csv", events)
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -152,6 +203,13 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p = sub.add_parser("dv-read")
     p.add_argument("file")
+    for name in ("atis-write", "text-write"):
+        p = sub.add_parser(name)
+        p.add_argument("out")
+        p.add_argument("--events", type=int, required=True)
+        p.add_argument("--seed", type=int, default=1)
+    p = sub.add_parser("tonic-read")
+    p.add_argument("file")
     p = sub.add_parser("dv-serve")
     p.add_argument("--tcp", type=int)
     p.add_argument("--unix")
@@ -160,7 +218,16 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--span-us", type=int, default=None)
     args = parser.parse_args()
-    {"dv-write": dv_write, "faery-write": faery_write, "dv-read": dv_read, "dv-serve": dv_serve}[args.cmd](args)
+    commands = {
+        "dv-write": dv_write,
+        "faery-write": faery_write,
+        "dv-read": dv_read,
+        "dv-serve": dv_serve,
+        "atis-write": atis_write,
+        "tonic-read": tonic_read,
+        "text-write": text_write,
+    }
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":
