@@ -276,3 +276,91 @@ fn empty_event_packets_read_by_position_are_empty() {
         assert_eq!(csv, "t,x,y,p\n1,2,3,1\n4,5,6,0\n", "threads {threads}");
     }
 }
+
+/// HDF5 files that the library opens but that do not hold events as DSEC lays them out: each
+/// error names the dataset (and the index, for a bad value).
+#[test]
+fn hdf5_without_events_or_with_lying_datasets_is_an_error_naming_the_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, build: &dyn Fn(&hdf5::Group)| {
+        let path = dir.path().join(name);
+        let file = hdf5::File::create(&path).unwrap();
+        build(&file.create_group("events").unwrap());
+        path.to_str().unwrap().to_string()
+    };
+    let column = |g: &hdf5::Group, key: &str, values: &[i32]| {
+        g.new_dataset_builder().with_data(values).create(key).unwrap();
+    };
+    let full = |g: &hdf5::Group| {
+        for key in ["t", "x", "y", "p"] {
+            column(g, key, &[1, 2, 3]);
+        }
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&hdf5::Group)>, &str)> = vec![
+        (
+            "missing.h5",
+            Box::new(|g| ["t", "x", "y"].iter().for_each(|k| column(g, k, &[1]))),
+            "no dataset \"events/p\"",
+        ),
+        (
+            "lengths.h5",
+            Box::new(move |g| {
+                ["t", "x", "p"].iter().for_each(|k| column(g, k, &[1, 2, 3]));
+                column(g, "y", &[1, 2]);
+            }),
+            "events/y holds 2 values, events/t 3",
+        ),
+        (
+            "range.h5",
+            Box::new(move |g| {
+                ["t", "y", "p"].iter().for_each(|k| column(g, k, &[1, 2, 3]));
+                column(g, "x", &[1, -4, 3]);
+            }),
+            "events/x[1] = -4: expected 0..=65535",
+        ),
+        (
+            "two_d.h5",
+            Box::new(move |g| {
+                ["x", "y", "p"].iter().for_each(|k| column(g, k, &[1, 2, 3]));
+                g.new_dataset::<i64>().shape((2, 2)).create("t").unwrap();
+            }),
+            "events/t: 2 dimensions, expected 1",
+        ),
+        ("ok.h5", Box::new(full), ""),
+    ];
+    for (name, build, want) in &cases {
+        let p = write(name, build.as_ref());
+        let got = safed::events::open(&p).and_then(drain);
+        if want.is_empty() {
+            assert_eq!(got.unwrap(), 1, "{name}");
+            continue;
+        }
+        let err = got.unwrap_err().to_string();
+        assert!(err.contains(want) && err.starts_with(&p), "{name}: {err}");
+    }
+}
+
+/// Cut or corrupted HDF5 files: an error (or, where the damage missed what is read, events),
+/// never a panic.
+#[test]
+fn hdf5_cut_or_corrupted_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = fixture("h5py_blosc.h5");
+    let path = dir.path().join("c.h5");
+    let p = path.to_str().unwrap();
+    for cut in [8, 100, original.len() / 4, original.len() / 2, original.len() - 1] {
+        std::fs::write(&path, &original[..cut]).unwrap();
+        let err = safed::events::open(p).and_then(drain).unwrap_err();
+        assert!(err.to_string().starts_with(p), "cut {cut}: {err}");
+    }
+    let mut rng = Lcg(11);
+    for _ in 0..40 {
+        let mut bytes = original.clone();
+        for _ in 0..1 + rng.next() % 4 {
+            let at = 8 + (rng.next() as usize) % (bytes.len() - 8);
+            bytes[at] = rng.next() as u8;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let _ = safed::events::open(p).and_then(drain);
+    }
+}

@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{csv_of, data, FIXTURES};
+use common::{csv_of, data, FIXTURES, PATH_FIXTURES};
 use safed::events::{self, OpenOptions, PacketData, PixelFormat, StreamKind};
 
 fn expected(name: &str) -> String {
@@ -14,7 +14,7 @@ fn expected(name: &str) -> String {
 
 #[test]
 fn every_fixture_matches_its_expected_csv() {
-    for name in FIXTURES {
+    for name in FIXTURES.iter().chain(PATH_FIXTURES) {
         for threads in [1, 3] {
             let opts = OpenOptions { decode_threads: threads, ..OpenOptions::default() };
             let source = events::open_with(data(name).to_str().unwrap(), &opts).unwrap();
@@ -26,7 +26,7 @@ fn every_fixture_matches_its_expected_csv() {
 
 #[test]
 fn dump_command_prints_the_expected_csv() {
-    for name in ["dv_events_zstd.aedat4", "faery_evt3.raw", "jaer_davis240c.aedat"] {
+    for name in ["dv_events_zstd.aedat4", "faery_evt3.raw", "jaer_davis240c.aedat", "h5py_blosc.h5"] {
         let out = Command::new(env!("CARGO_BIN_EXE_safed")).arg("dump").arg(data(name)).output().unwrap();
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(out.stdout == expected(name).as_bytes(), "{name}: dump output differs");

@@ -111,6 +111,22 @@ fn rpg_events_txt() {
     assert!(csv_of(open(p).unwrap()).unwrap() == read(&with_suffix(&path, ".expected.csv")), "events differ");
 }
 
+/// DSEC's layout written by h5py: plain, deflate and Blosc (zstd, lz4: hdf5plugin's filter, the
+/// one DSEC ships with), 300k events so reads cross the reader's slices and the chunks.
+#[test]
+fn h5py_files_plain_deflate_and_blosc() {
+    let Some(py) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for (compression, seed) in [("none", "21"), ("gzip", "22"), ("blosc-zstd", "23"), ("blosc-lz4", "24")] {
+        let path = dir.path().join(format!("{compression}.h5"));
+        let p = path.to_str().unwrap();
+        peer(&py, &["h5-write", p, "--events", "300000", "--compression", compression, "--seed", seed]);
+        let want = read(&with_suffix(&path, ".expected.csv"));
+        assert!(csv_of(open(p).unwrap()).unwrap() == want, "{compression}: events differ");
+        assert!(peer(&py, &["h5-read", p]) == want, "{compression}: h5py reads another stream");
+    }
+}
+
 #[test]
 fn our_aedat4_writer_is_read_by_dv_processing() {
     let Some(py) = venv_python() else { return };

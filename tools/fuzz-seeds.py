@@ -39,6 +39,9 @@ def seeds():
             yield "dat", path.name, b"\x00" + after_header(data, b"%")
         elif path.suffix == ".bin":
             yield "atis_bin", path.name, data
+        elif path.suffix == ".h5":
+            yield "hdf5", path.name, data
+            continue
         elif path.suffix == ".txt" or path.name == "rpg_events.txt.expected.csv":
             yield "text", path.name, data
         elif path.suffix == ".aedat" and data.startswith(b"#!AER-DAT3.1"):

@@ -7,7 +7,7 @@ seconds="${1:-10}"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz@0.13.2
 export RUSTC_BOOTSTRAP=1
 python3 tools/fuzz-seeds.py fuzz/corpus
-for target in aedat4 aedat4_file aedat4_stream aedat31 aedat2 evt2 evt3 dat atis_bin text npz detect dataset_text; do
+for target in aedat4 aedat4_file aedat4_stream aedat31 aedat2 evt2 evt3 dat atis_bin text hdf5 npz detect dataset_text; do
     echo "fuzz: $target for ${seconds}s"
     cargo fuzz run "$target" "fuzz/corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 \
         -max_len=262144 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|==|SUMMARY|Done)" || true

@@ -40,9 +40,9 @@ if ! rust_ok; then
     rust_ok || { say "Rust >= 1.80 is needed: install it with rustup (https://rustup.rs), then re-run"; exit 1; }
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import dv_processing, faery, h5py, expelliarmus' 2>/dev/null \
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import dv_processing, faery, h5py, hdf5plugin, expelliarmus' 2>/dev/null \
     || [ ! -f .venv/lib/python3*/site-packages/tonic/io.py ]; then
-    say "creating .venv with the interop peers (dv-processing, faery, h5py, expelliarmus, tonic)"
+    say "creating .venv with the interop peers (dv-processing, faery, h5py, hdf5plugin, expelliarmus, tonic)"
     rm -rf .venv
     python3 -m venv .venv
     .venv/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements-test.txt

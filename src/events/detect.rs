@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 
 use super::aedat4_net::{Endpoint, NetOptions};
 use super::raw::{self, RawSource};
-use super::{aedat2, aedat31, aedat4, atis_bin, dat, evt2, evt3, npz, text, EventError, EventSource};
+use super::{aedat2, aedat31, aedat4, atis_bin, dat, evt2, evt3, hdf5, npz, text, EventError, EventSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Format {
@@ -33,6 +33,8 @@ pub enum Format {
     /// A `t,x,y,p` header, then t in µs.
     #[serde(rename = "csv")]
     Csv,
+    #[serde(rename = "hdf5")]
+    Hdf5,
 }
 
 impl Format {
@@ -49,6 +51,7 @@ impl Format {
             Format::AtisBin => "atis-bin",
             Format::Text => "text",
             Format::Csv => "csv",
+            Format::Hdf5 => "hdf5",
         }
     }
 
@@ -64,6 +67,7 @@ impl Format {
         Format::AtisBin,
         Format::Text,
         Format::Csv,
+        Format::Hdf5,
     ];
 }
 
@@ -79,6 +83,7 @@ impl std::str::FromStr for Format {
 
 const EXPECTED: &str = "AEDAT 4.0 (#!AER-DAT4.0), AEDAT 3.1 (#!AER-DAT3.1), AEDAT 2.0 (#!AER-DAT2.0), \
                         Prophesee RAW (% evt 2.0 / 3.0 header), Prophesee DAT (% Version / Width / Height header), NumPy .npz (t, x, y, p), \
+                        HDF5 (events/x, y, t, p as DSEC writes them), \
                         text (t x y p lines, or a t,x,y,p CSV header), ATIS .bin (guessed from its records: \
                         name it with --input-format atis-bin if the guess fails)";
 
@@ -115,11 +120,20 @@ pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource
     let file = File::open(source).map_err(io_err)?;
     let mut reader = BufReader::with_capacity(FILE_BUFFER, file);
     // AEDAT4 files are read by position, so that workers share the reading too.
-    let aedat4 = match opts.format {
-        Some(format) => format == Format::Aedat4,
-        None => reader.fill_buf().map_err(io_err)?.starts_with(aedat4::MAGIC),
+    let format = match opts.format {
+        Some(format) => Some(format),
+        None => {
+            let head = reader.fill_buf().map_err(io_err)?;
+            [(aedat4::MAGIC, Format::Aedat4), (hdf5::MAGIC, Format::Hdf5)]
+                .into_iter()
+                .find_map(|(magic, format)| head.starts_with(magic).then_some(format))
+        }
     };
-    if aedat4 {
+    // The HDF5 library reads by path.
+    if format == Some(Format::Hdf5) {
+        return Ok(Box::new(hdf5::Hdf5Source::open(source)?));
+    }
+    if format == Some(Format::Aedat4) {
         return Ok(Box::new(aedat4::Aedat4Source::open_path(reader, source, opts.decode_threads)?));
     }
     open_reader(reader, source, opts)
@@ -151,6 +165,8 @@ pub fn recognise(head: &[u8]) -> Option<Format> {
     let starts = |magic: &[u8]| head.starts_with(magic);
     Some(if starts(b"#!AER-DAT4.0") {
         Format::Aedat4
+    } else if starts(hdf5::MAGIC) {
+        Format::Hdf5
     } else if starts(b"#!AER-DAT3.1") {
         Format::Aedat31
     } else if starts(b"#!AER-DAT2.0") {
@@ -205,5 +221,11 @@ fn open_as<R: BufRead + Send + 'static>(
         Format::Npz => Box::new(npz::NpzSource::open(reader, name)?),
         Format::AtisBin => Box::new(atis_bin::AtisBinSource::open(reader, name)),
         Format::Text | Format::Csv => Box::new(text::TextSource::open(reader, name)?),
+        Format::Hdf5 => {
+            return Err(EventError::Unsupported {
+                input: name.to_string(),
+                what: "an HDF5 file is read from its path (the library does not read byte streams)".into(),
+            })
+        }
     })
 }

@@ -13,6 +13,7 @@ pub mod dat;
 pub mod detect;
 pub mod evt2;
 pub mod evt3;
+pub mod hdf5;
 pub mod npz;
 mod raw;
 pub mod text;
@@ -61,15 +62,27 @@ pub fn fuzz_drain_as(bytes: Vec<u8>, format: Format) {
 /// go to one scratch file per process, rewritten for each input.
 #[doc(hidden)]
 pub fn fuzz_drain_file(bytes: &[u8]) {
-    let path = std::env::temp_dir().join(format!("safed-fuzz-{}.aedat4", std::process::id()));
-    if std::fs::write(&path, bytes).is_err() {
-        return;
-    }
+    let Some(path) = fuzz_file(bytes, "aedat4") else { return };
     let Ok(file) = std::fs::File::open(&path) else { return };
     let name = path.display().to_string();
     if let Ok(mut source) = aedat4::Aedat4Source::open_path(std::io::BufReader::new(file), &name, 2) {
         while let Ok(Some(_)) = source.next_packet() {}
     }
+}
+
+/// For the fuzz targets: HDF5 files on disk (the library reads by path), through libhdf5.
+#[doc(hidden)]
+pub fn fuzz_drain_hdf5(bytes: &[u8]) {
+    let Some(path) = fuzz_file(bytes, "h5") else { return };
+    if let Ok(mut source) = hdf5::Hdf5Source::open(&path.display().to_string()) {
+        while let Ok(Some(_)) = source.next_packet() {}
+    }
+}
+
+/// One temp file per process and extension, rewritten for every input.
+fn fuzz_file(bytes: &[u8], ext: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::temp_dir().join(format!("safed-fuzz-{}.{ext}", std::process::id()));
+    std::fs::write(&path, bytes).ok().map(|_| path)
 }
 
 /// For the fuzz targets: the live-stream framing (no magic line) over in-memory bytes.

@@ -31,6 +31,9 @@ pub const FIXTURES: &[&str] = &[
     "rpg_events.txt",
 ];
 
+/// Fixtures read only from a path (the HDF5 library reads no byte streams).
+pub const PATH_FIXTURES: &[&str] = &["h5py_blosc.h5"];
+
 pub fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }

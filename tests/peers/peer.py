@@ -9,6 +9,9 @@ OUT.frames.csv (t,width,height,pixel_sum), so the Rust side compares event by ev
   peer.py atis-write OUT --events N [--seed S]   # N-MNIST .bin records, with overflow markers
   peer.py tonic-read FILE       # prints what tonic's read_mnist_file reads (t,x,y,p)
   peer.py text-write OUT --events N [--seed S]   # RPG events.txt: `t x y p`, t in seconds
+  peer.py h5-write OUT --events N [--seed S] [--compression none|gzip|blosc-zstd|blosc-lz4]
+                                # DSEC's layout: events/{x,y,t,p}, t relative to t_offset, ms_to_idx
+  peer.py h5-read FILE          # prints what h5py reads (t + t_offset, x, y, p)
   peer.py dv-serve --tcp PORT | --unix PATH --events N --expected CSV [--seed S] [--span-us U]
 """
 
@@ -187,6 +190,45 @@ def text_write(args):
     write_csv(args.out + ".expected.csv", events)
 
 
+def h5_write(args):
+    import h5py
+    import hdf5plugin
+    events = random_events(args.events, args.seed, span_us=3_000_000)
+    filters = {
+        "none": {},
+        "gzip": {"compression": "gzip"},
+        "blosc-zstd": hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE),
+        "blosc-lz4": hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE),
+    }[args.compression]
+    t_offset = int(events["t"][0])
+    t = (events["t"] - t_offset).astype(np.uint32)
+    chunk = {"chunks": (min(len(events), 40_000),)} if len(events) else {}
+    with h5py.File(args.out, "w") as f:
+        group = f.create_group("events")
+        group.create_dataset("x", data=events["x"].astype(np.uint16), **chunk, **filters)
+        group.create_dataset("y", data=events["y"].astype(np.uint16), **chunk, **filters)
+        group.create_dataset("t", data=t, **chunk, **filters)
+        group.create_dataset("p", data=events["on"].astype(np.uint8), **chunk, **filters)
+        f.create_dataset("t_offset", data=np.int64(t_offset))
+        f.create_dataset("ms_to_idx", data=np.searchsorted(t, np.arange(0, int(t[-1]) // 1000 + 1) * 1000).astype(np.uint64))
+    write_csv(args.out + ".expected.csv", events)
+
+
+def h5_read(args):
+    import h5py
+    import hdf5plugin  # noqa: F401  (registers the Blosc filter)
+    with h5py.File(args.file, "r") as f:
+        group = f["events"] if "events" in f else f
+        t = group["t"][:].astype(np.int64)
+        if "t_offset" in f:
+            t += int(f["t_offset"][()])
+        x, y, p = group["x"][:], group["y"][:], group["p"][:]
+    out = sys.stdout
+    out.write("t,x,y,p\n")
+    for row in zip(t.tolist(), x.tolist(), y.tolist(), p.tolist()):
+        out.write(f"{row[0]},{row[1]},{row[2]},{int(row[3] > 0)}\n")
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -210,6 +252,13 @@ def main():
         p.add_argument("--seed", type=int, default=1)
     p = sub.add_parser("tonic-read")
     p.add_argument("file")
+    p = sub.add_parser("h5-write")
+    p.add_argument("out")
+    p.add_argument("--events", type=int, required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--compression", default="none")
+    p = sub.add_parser("h5-read")
+    p.add_argument("file")
     p = sub.add_parser("dv-serve")
     p.add_argument("--tcp", type=int)
     p.add_argument("--unix")
@@ -226,6 +275,8 @@ def main():
         "atis-write": atis_write,
         "tonic-read": tonic_read,
         "text-write": text_write,
+        "h5-write": h5_write,
+        "h5-read": h5_read,
     }
     commands[args.cmd](args)
 
