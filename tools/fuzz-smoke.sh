@@ -9,7 +9,11 @@ export RUSTC_BOOTSTRAP=1
 python3 tools/fuzz-seeds.py fuzz/corpus
 for target in aedat4 aedat4_file aedat4_stream aedat31 aedat2 evt2 evt3 dat atis_bin text hdf5 npz detect dataset_text; do
     echo "fuzz: $target for ${seconds}s"
-    cargo fuzz run "$target" "fuzz/corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 \
+    # libhdf5 keeps caches and free lists for the process's life, which LeakSanitizer reports as
+    # leaks of the first input: memory growth is still caught by the RSS limit.
+    leaks=1
+    [ "$target" = hdf5 ] && leaks=0
+    cargo fuzz run "$target" "fuzz/corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 -detect_leaks=$leaks \
         -max_len=262144 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|==|SUMMARY|Done)" || true
     # A crash leaves an artifact and a non-zero status: fail loudly.
     if ls "fuzz/artifacts/$target"/crash-* "fuzz/artifacts/$target"/oom-* "fuzz/artifacts/$target"/timeout-* >/dev/null 2>&1; then
