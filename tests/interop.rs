@@ -127,6 +127,91 @@ fn h5py_files_plain_deflate_and_blosc() {
     }
 }
 
+/// `safed convert` of a dv-processing recording (epoch µs times, 6 frames) into every format it
+/// writes, each read back by a vendor's or a peer's own reader: dv-processing (AEDAT4, frames
+/// too), faery (EVT 2.0, EVT 3.0, DAT, CSV), numpy (npz), h5py (HDF5). RAW has no time origin:
+/// those go through `--zero-time` and are compared shifted.
+#[test]
+fn convert_round_trips_through_the_peers_readers() {
+    let Some(py) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.aedat4");
+    let i = input.to_str().unwrap();
+    peer(&py, &["dv-write", i, "--compression", "lz4", "--events", "80000", "--frames", "6", "--seed", "31"]);
+    let want = read(&with_suffix(&input, ".expected.csv"));
+    let t0: i64 = want.lines().nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    let shifted: String = want
+        .lines()
+        .enumerate()
+        .map(|(n, l)| match (n, l.split_once(',')) {
+            (0, _) | (_, None) => format!("{l}\n"),
+            (_, Some((t, rest))) => format!("{},{rest}\n", t.parse::<i64>().unwrap() - t0),
+        })
+        .collect();
+    let cases: [(&str, &[&str], &str, bool); 7] = [
+        ("out.aedat4", &[], "dv-read", false),
+        ("out2.raw", &["--to", "evt2", "--zero-time"], "faery-read", true),
+        ("out3.raw", &["--zero-time"], "faery-read", true),
+        ("out.dat", &[], "faery-read", false),
+        ("out.csv", &[], "faery-read", false),
+        ("out.npz", &[], "npz-read", false),
+        ("out.h5", &[], "h5-read", false),
+    ];
+    for (name, flags, reader, zeroed) in cases {
+        let out = dir.path().join(name);
+        let o = out.to_str().unwrap();
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_safed"))
+            .args(["convert", i, o])
+            .args(flags)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{name}: convert failed");
+        let got = peer(&py, &[reader, o]);
+        let events: String = got.lines().filter(|l| !l.starts_with("frame,")).map(|l| format!("{l}\n")).collect();
+        assert!(events == if zeroed { shifted.as_str() } else { want.as_str() }, "{name}: {reader} reads other events");
+        if name.ends_with(".aedat4") {
+            assert_eq!(got.lines().filter(|l| l.starts_with("frame,")).count(), 6, "frames lost");
+        }
+    }
+}
+
+#[test]
+fn convert_keeps_a_time_range_and_says_what_a_format_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cut.csv");
+    let input = common::data("dv_events_zstd.aedat4");
+    let all = csv_of(open(input.to_str().unwrap()).unwrap()).unwrap();
+    let times: Vec<i64> = all.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+    let (a, b) = (times[times.len() / 4], times[times.len() / 2]);
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_safed")).arg("convert").args(args).output().unwrap()
+    };
+    let range = format!("{a}..{b}");
+    assert!(run(&[input.to_str().unwrap(), out.to_str().unwrap(), "--time-range", &range]).status.success());
+    let want: String = std::iter::once("t,x,y,p\n".to_string())
+        .chain(
+            all.lines()
+                .skip(1)
+                .filter(|l| {
+                    let t: i64 = l.split(',').next().unwrap().parse().unwrap();
+                    t >= a && t < b
+                })
+                .map(|l| format!("{l}\n")),
+        )
+        .collect();
+    assert!(read(&out) == want, "time range: other events");
+    // Epoch-µs times do not fit RAW: the error names the event and the way out.
+    let raw = dir.path().join("x.raw");
+    let failed = run(&[input.to_str().unwrap(), raw.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && err.contains("event 0 (t ") && err.contains("--zero-time"), "{err}");
+    // A text input states no sensor size: RAW and DAT ask for one.
+    let dat = dir.path().join("x.dat");
+    let failed = run(&[common::data("rpg_events.txt").to_str().unwrap(), dat.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("--size WIDTHxHEIGHT"));
+}
+
 #[test]
 fn our_aedat4_writer_is_read_by_dv_processing() {
     let Some(py) = venv_python() else { return };

@@ -5,6 +5,7 @@ mod bench_dataset;
 mod bench_decode;
 mod check_config;
 mod classify;
+mod convert;
 mod dump;
 mod infer_args;
 mod info;
@@ -29,6 +30,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the events of a file or live stream as CSV (t,x,y,p).
     Dump(dump::Args),
+    /// Convert one event stream (and frames, into AEDAT4) to AEDAT4, EVT 2.0 / 3.0, DAT, npz,
+    /// CSV or HDF5.
+    Convert(convert::Args),
     /// Describe a file or live stream: format, streams, counts, time span, rate.
     Info(info::Args),
     /// Measure whole-file decoding speed (events/s).
@@ -54,6 +58,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let result = match cli.command {
         Command::Dump(args) => dump::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Info(args) => info::run(args),
         Command::BenchDecode(args) => bench_decode::run(args),
         Command::Classify(args) => classify::run(args),

@@ -17,6 +17,7 @@ pub mod hdf5;
 pub mod npz;
 mod raw;
 pub mod text;
+pub mod write;
 
 pub use detect::{open, open_reader, open_with, Format, OpenOptions};
 pub use error::{EventError, Place};

@@ -12,6 +12,8 @@ OUT.frames.csv (t,width,height,pixel_sum), so the Rust side compares event by ev
   peer.py h5-write OUT --events N [--seed S] [--compression none|gzip|blosc-zstd|blosc-lz4]
                                 # DSEC's layout: events/{x,y,t,p}, t relative to t_offset, ms_to_idx
   peer.py h5-read FILE          # prints what h5py reads (t + t_offset, x, y, p)
+  peer.py faery-read FILE       # prints what faery reads (EVT 2.0 / 3.0, DAT, CSV)
+  peer.py npz-read FILE         # prints what numpy.load reads (t, x, y, p)
   peer.py dv-serve --tcp PORT | --unix PATH --events N --expected CSV [--seed S] [--span-us U]
 """
 
@@ -229,6 +231,23 @@ def h5_read(args):
         out.write(f"{row[0]},{row[1]},{row[2]},{int(row[3] > 0)}\n")
 
 
+def faery_read(args):
+    out = sys.stdout
+    out.write("t,x,y,p\n")
+    for events in faery.events_stream_from_file(args.file):
+        for t, x, y, p in zip(events["t"].tolist(), events["x"].tolist(), events["y"].tolist(), events["on"].tolist()):
+            out.write(f"{t},{x},{y},{int(p)}\n")
+
+
+def npz_read(args):
+    arrays = np.load(args.file)
+    out = sys.stdout
+    out.write("t,x,y,p\n")
+    assert arrays["t"].dtype == np.int64 and arrays["x"].dtype == np.uint16 and arrays["p"].dtype == np.bool_
+    for row in zip(arrays["t"].tolist(), arrays["x"].tolist(), arrays["y"].tolist(), arrays["p"].tolist()):
+        out.write(f"{row[0]},{row[1]},{row[2]},{int(row[3])}\n")
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -257,8 +276,9 @@ def main():
     p.add_argument("--events", type=int, required=True)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--compression", default="none")
-    p = sub.add_parser("h5-read")
-    p.add_argument("file")
+    for name in ("h5-read", "faery-read", "npz-read"):
+        p = sub.add_parser(name)
+        p.add_argument("file")
     p = sub.add_parser("dv-serve")
     p.add_argument("--tcp", type=int)
     p.add_argument("--unix")
@@ -277,6 +297,8 @@ def main():
         "text-write": text_write,
         "h5-write": h5_write,
         "h5-read": h5_read,
+        "faery-read": faery_read,
+        "npz-read": npz_read,
     }
     commands[args.cmd](args)
 

@@ -1,0 +1,131 @@
+//! `safed convert IN OUT`: one event stream (and the frames, into AEDAT4) from any format safed
+//! reads to AEDAT4, EVT 2.0 / 3.0, DAT, npz, CSV or HDF5, a packet at a time.
+
+use std::io::IsTerminal;
+
+use anyhow::{bail, Context};
+
+use crate::events::write::{self, Target, WRITABLE};
+use crate::events::{self, Event, Format, PacketData, StreamKind, StreamSelector};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The input: any file safed reads, or tcp://HOST:PORT / unix:///PATH.
+    pub input: String,
+    /// The output file.
+    pub output: String,
+    /// Output format: aedat4, evt2, evt3, dat, npz, csv, hdf5 (default: from OUTPUT's
+    /// extension; `.raw` is EVT 3.0).
+    #[arg(long)]
+    pub to: Option<Format>,
+    /// Event stream to convert, by id or name (default: the first event stream).
+    #[arg(long)]
+    pub stream: Option<StreamSelector>,
+    /// Only events with A <= t < B (µs, in the input's time); either end may be left out.
+    #[arg(long, value_name = "A..B")]
+    pub time_range: Option<TimeRange>,
+    /// Shift times so that the first converted event is at 0 (RAW has no time origin).
+    #[arg(long)]
+    pub zero_time: bool,
+    /// Sensor size, where the input does not state it and the output needs it.
+    #[arg(long, value_name = "WIDTHxHEIGHT", value_parser = parse_size)]
+    pub size: Option<(u16, u16)>,
+    /// Read the input as this format instead of recognising it from its bytes.
+    #[arg(long)]
+    pub input_format: Option<Format>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TimeRange {
+    from: i64,
+    to: i64,
+}
+
+impl std::str::FromStr for TimeRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) =
+            s.split_once("..").ok_or_else(|| format!("{s:?}: expected A..B (µs), e.g. 1000..5000000 or 1000.."))?;
+        let end = |v: &str, open: i64| {
+            if v.is_empty() {
+                Ok(open)
+            } else {
+                v.parse::<i64>().map_err(|_| format!("{v:?}: expected a time in µs"))
+            }
+        };
+        let range = TimeRange { from: end(a, i64::MIN)?, to: end(b, i64::MAX)? };
+        if range.from >= range.to {
+            return Err(format!("{s:?}: the range is empty"));
+        }
+        Ok(range)
+    }
+}
+
+fn parse_size(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("{s:?}: expected WIDTHxHEIGHT, e.g. 346x260");
+    let (w, h) = s.split_once('x').ok_or_else(bad)?;
+    Ok((w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let format = match args.to.or_else(|| write::format_for(&args.output)) {
+        Some(f) if WRITABLE.contains(&f) => f,
+        Some(f) => bail!("{} is read, not written: --to aedat4, evt2, evt3, dat, npz, csv or hdf5", f.name()),
+        None => bail!("{}: no format from the extension: give --to aedat4|evt2|evt3|dat|npz|csv|hdf5", args.output),
+    };
+    let opts = events::OpenOptions { format: args.input_format, ..Default::default() };
+    let mut source = events::open_with(&args.input, &opts)?;
+    let info = source.info().clone();
+    let stream = args.stream.clone().unwrap_or_default().resolve(&args.input, &info)?.clone();
+    if stream.kind != StreamKind::Events {
+        bail!("{}: stream {} ({:?}) holds no events", args.input, stream.id, stream.name);
+    }
+    let frames = format == Format::Aedat4 && info.first(StreamKind::Frames).is_some();
+    let frame_stream = info.first(StreamKind::Frames).map(|s| s.id);
+    let target = Target { path: args.output.clone(), format, size: args.size.or(stream.size), frames };
+    let mut writer = write::create(&target)?;
+    if info.first(StreamKind::Frames).is_some() && !frames {
+        eprintln!("safed: {}: its frames are left out ({} holds events only)", args.input, format.name());
+    }
+    let range = args.time_range.unwrap_or(TimeRange { from: i64::MIN, to: i64::MAX });
+    let bar = indicatif::ProgressBar::new_spinner();
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let (mut shift, mut written) = (None::<i64>, 0u64);
+    let mut batch: Vec<Event> = Vec::new();
+    while let Some(packet) = source.next_packet()? {
+        match packet.data {
+            PacketData::Events(events) if packet.stream == stream.id => {
+                batch.clear();
+                batch.extend(events.into_iter().filter(|e| e.t >= range.from && e.t < range.to));
+                if args.zero_time {
+                    if let Some(first) = batch.first() {
+                        let s = *shift.get_or_insert(first.t);
+                        batch.iter_mut().for_each(|e| e.t -= s);
+                    }
+                }
+                writer.write_events(&batch)?;
+                written += batch.len() as u64;
+                bar.set_message(format!("{written} events"));
+                bar.tick();
+            }
+            PacketData::Frame(mut frame) if writer.accepts_frames() && Some(packet.stream) == frame_stream => {
+                if frame.t >= range.from && frame.t < range.to {
+                    if args.zero_time {
+                        // Frames before the first event shift by the first frame's time.
+                        let s = *shift.get_or_insert(frame.t);
+                        (frame.t, frame.exposure_start, frame.exposure_end) =
+                            (frame.t - s, frame.exposure_start - s, frame.exposure_end - s);
+                    }
+                    writer.write_frame(&frame)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    writer.finish().with_context(|| format!("finishing {}", args.output))?;
+    bar.finish_and_clear();
+    eprintln!("safed: wrote {written} events to {} ({})", args.output, format.name());
+    Ok(())
+}
