@@ -296,7 +296,8 @@ fn hdf5_without_events_or_with_lying_datasets_is_an_error_naming_the_dataset() {
             column(g, key, &[1, 2, 3]);
         }
     };
-    let cases: Vec<(&str, Box<dyn Fn(&hdf5::Group)>, &str)> = vec![
+    type Build<'a> = Box<dyn Fn(&hdf5::Group) + 'a>;
+    let cases: Vec<(&str, Build, &str)> = vec![
         (
             "missing.h5",
             Box::new(|g| ["t", "x", "y"].iter().for_each(|k| column(g, k, &[1]))),

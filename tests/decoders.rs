@@ -305,3 +305,35 @@ fn text_seconds_round_exactly_and_csv_is_microseconds() {
     let err = std::iter::from_fn(|| Some(s.next_packet())).find_map(|r| r.err()).unwrap();
     assert!(err.to_string().contains("longer than 4096 bytes"), "{err}");
 }
+
+/// HDF5 beyond DSEC's exact layout: datasets at the root, t as float seconds, `t_offset`
+/// added, the size from `width`/`height` attributes, and more events than one read slice.
+#[test]
+fn hdf5_root_datasets_float_seconds_offset_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("root.h5");
+    let n = 300_000usize;
+    {
+        let file = hdf5::File::create(&path).unwrap();
+        let t: Vec<f64> = (0..n).map(|i| i as f64 * 1e-6 * 3.0).collect();
+        let x: Vec<i32> = (0..n).map(|i| (i % 640) as i32).collect();
+        let y: Vec<u8> = (0..n).map(|i| (i % 480 % 256) as u8).collect();
+        let p: Vec<i8> = (0..n).map(|i| if i % 3 == 0 { -1 } else { 1 }).collect();
+        file.new_dataset_builder().with_data(&t).create("t").unwrap();
+        file.new_dataset_builder().with_data(&x).create("x").unwrap();
+        file.new_dataset_builder().with_data(&y).create("y").unwrap();
+        file.new_dataset_builder().with_data(&p).create("p").unwrap();
+        file.new_dataset::<i64>().create("t_offset").unwrap().write_scalar(&5_000_000i64).unwrap();
+        file.new_attr::<u16>().create("width").unwrap().write_scalar(&640u16).unwrap();
+        file.new_attr::<u16>().create("height").unwrap().write_scalar(&480u16).unwrap();
+    }
+    let source = safed::events::open(path.to_str().unwrap()).unwrap();
+    assert_eq!(source.info().streams[0].size, Some((640, 480)));
+    let csv = common::csv_of(source).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), n);
+    for i in [0, 1, 131_071, 131_072, n - 1] {
+        let want = format!("{},{},{},{}", 5_000_000 + 3 * i as i64, i % 640, i % 480 % 256, u8::from(i % 3 != 0));
+        assert_eq!(rows[i], want, "event {i}");
+    }
+}

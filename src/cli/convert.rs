@@ -87,45 +87,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if info.first(StreamKind::Frames).is_some() && !frames {
         eprintln!("safed: {}: its frames are left out ({} holds events only)", args.input, format.name());
     }
+    let written = copy(source.as_mut(), writer.as_mut(), &args, stream.id, frame_stream)?;
+    writer.finish().with_context(|| format!("finishing {}", args.output))?;
+    eprintln!("safed: wrote {written} events to {} ({})", args.output, format.name());
+    Ok(())
+}
+
+/// Copies the chosen stream's events (and the frames, where the writer takes them) in
+/// range, shifted by `--zero-time`; returns the events written.
+fn copy(
+    source: &mut dyn events::EventSource,
+    writer: &mut dyn write::EventWriter,
+    args: &Args,
+    stream: u32,
+    frame_stream: Option<u32>,
+) -> anyhow::Result<u64> {
     let range = args.time_range.unwrap_or(TimeRange { from: i64::MIN, to: i64::MAX });
+    let in_range = |t: i64| t >= range.from && t < range.to;
     let bar = indicatif::ProgressBar::new_spinner();
     if !std::io::stderr().is_terminal() {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let (mut shift, mut written) = (None::<i64>, 0u64);
-    let mut batch: Vec<Event> = Vec::new();
+    // The time --zero-time subtracts: the first event's or frame's written.
+    let mut shift = None::<i64>;
+    let mut zero = |t: i64| if args.zero_time { *shift.get_or_insert(t) } else { 0 };
+    let (mut written, mut batch) = (0u64, Vec::<Event>::new());
     while let Some(packet) = source.next_packet()? {
         match packet.data {
-            PacketData::Events(events) if packet.stream == stream.id => {
+            PacketData::Events(events) if packet.stream == stream => {
                 batch.clear();
-                batch.extend(events.into_iter().filter(|e| e.t >= range.from && e.t < range.to));
-                if args.zero_time {
-                    if let Some(first) = batch.first() {
-                        let s = *shift.get_or_insert(first.t);
-                        batch.iter_mut().for_each(|e| e.t -= s);
-                    }
+                batch.extend(events.into_iter().filter(|e| in_range(e.t)));
+                if let Some(first) = batch.first() {
+                    let s = zero(first.t);
+                    batch.iter_mut().for_each(|e| e.t -= s);
                 }
                 writer.write_events(&batch)?;
                 written += batch.len() as u64;
                 bar.set_message(format!("{written} events"));
                 bar.tick();
             }
-            PacketData::Frame(mut frame) if writer.accepts_frames() && Some(packet.stream) == frame_stream => {
-                if frame.t >= range.from && frame.t < range.to {
-                    if args.zero_time {
-                        // Frames before the first event shift by the first frame's time.
-                        let s = *shift.get_or_insert(frame.t);
-                        (frame.t, frame.exposure_start, frame.exposure_end) =
-                            (frame.t - s, frame.exposure_start - s, frame.exposure_end - s);
-                    }
-                    writer.write_frame(&frame)?;
-                }
+            PacketData::Frame(mut frame)
+                if writer.accepts_frames() && Some(packet.stream) == frame_stream && in_range(frame.t) =>
+            {
+                let s = zero(frame.t);
+                (frame.t, frame.exposure_start, frame.exposure_end) =
+                    (frame.t - s, frame.exposure_start - s, frame.exposure_end - s);
+                writer.write_frame(&frame)?;
             }
             _ => {}
         }
     }
-    writer.finish().with_context(|| format!("finishing {}", args.output))?;
     bar.finish_and_clear();
-    eprintln!("safed: wrote {written} events to {} ({})", args.output, format.name());
-    Ok(())
+    Ok(written)
 }

@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(long)]
     pub stream: Option<StreamSelector>,
     /// Read the input as this format instead of recognising it from its bytes: aedat4,
-    /// aedat3.1, aedat2, evt2, evt3, dat, npz, atis-bin, text, csv.
+    /// aedat3.1, aedat2, evt2, evt3, dat, npz, atis-bin, text, csv, hdf5.
     #[arg(long)]
     pub input_format: Option<Format>,
     /// Stop after this many events.

@@ -10,7 +10,7 @@ pub struct Args {
     /// A file, tcp://HOST:PORT or unix:///PATH (default: the bundled sample recording).
     pub source: Option<String>,
     /// Read the input as this format instead of recognising it from its bytes: aedat4,
-    /// aedat3.1, aedat2, evt2, evt3, dat, npz, atis-bin, text, csv.
+    /// aedat3.1, aedat2, evt2, evt3, dat, npz, atis-bin, text, csv, hdf5.
     #[arg(long)]
     pub input_format: Option<Format>,
     /// Print one JSON object instead of text.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The decode benchmark: writes 10 M-event files with the vendors' writers (once, into
 # BENCH_DIR), then times whole-file decoding by safed and by the peers (dv-processing's reader,
-# faery's decoder) in the same run, and prints the table in docs/formats.md.
+# faery's decoder, h5py) in the same run, and prints the table in docs/formats.md.
 #   usage: tools/bench/decode.sh [BENCH_DIR]   (default: target/bench-data)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,7 +10,7 @@ dir="${1:-target/bench-data}"
 repeat="${REPEAT:-7}"
 .venv/bin/python tools/bench/make_files.py "$dir"
 cargo build --release --quiet
-files=("$dir"/dv_none.aedat4 "$dir"/dv_lz4.aedat4 "$dir"/dv_zstd.aedat4 "$dir"/faery_evt2.raw "$dir"/faery_evt3.raw "$dir"/faery_dat2.dat)
+files=("$dir"/dv_none.aedat4 "$dir"/dv_lz4.aedat4 "$dir"/dv_zstd.aedat4 "$dir"/faery_evt2.raw "$dir"/faery_evt3.raw "$dir"/faery_dat2.dat "$dir"/dsec_blosc.h5)
 ours=$(mktemp) peers=$(mktemp)
 trap 'rm -f "$ours" "$peers"' EXIT
 ./target/release/safed bench-decode --json --repeat "$repeat" "${files[@]}" >"$ours"

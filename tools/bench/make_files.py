@@ -60,6 +60,25 @@ def main() -> None:
     if not path.exists():
         stream.to_file(str(path), version="dat2", zero_t0=False)
         print(f"wrote {path}")
+    path = args.out / "dsec_blosc.h5"
+    if not path.exists():
+        write_dsec(events, path)
+        print(f"wrote {path}")
+
+
+def write_dsec(events: np.ndarray, path: pathlib.Path) -> None:
+    """DSEC's layout and compression: events/{x,y,t,p}, t (u32) after t_offset, Blosc zstd."""
+    import h5py
+    import hdf5plugin
+    blosc = hdf5plugin.Blosc(cname="zstd", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE)
+    t_offset = int(events["t"][0])
+    with h5py.File(path, "w") as f:
+        g = f.create_group("events")
+        g.create_dataset("x", data=events["x"].astype(np.uint16), chunks=(1 << 16,), **blosc)
+        g.create_dataset("y", data=events["y"].astype(np.uint16), chunks=(1 << 16,), **blosc)
+        g.create_dataset("t", data=(events["t"] - t_offset).astype(np.uint32), chunks=(1 << 16,), **blosc)
+        g.create_dataset("p", data=events["on"].astype(np.uint8), chunks=(1 << 16,), **blosc)
+        f.create_dataset("t_offset", data=np.int64(t_offset))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Times the peers' whole-file decoders on the benchmark files: dv-processing's
-MonoCameraRecording (AEDAT4) and faery's file decoder (AEDAT4, EVT 2.0, EVT 3.0).
+MonoCameraRecording (AEDAT4), faery's file decoder (AEDAT4, EVT 2.0, EVT 3.0, DAT) and h5py
+(HDF5, each column read whole, as DSEC's loaders do).
 Prints one JSON line per (peer, file): best and median of N runs, in Mev/s.
 
 usage: python peers.py FILE... [--repeat N]
@@ -12,6 +13,7 @@ import time
 
 import dv_processing as dv
 import faery
+import numpy as np
 
 
 def dv_count(path: str) -> int:
@@ -31,13 +33,23 @@ def faery_count(path: str) -> int:
     return n
 
 
+def h5py_count(path: str) -> int:
+    import h5py
+    import hdf5plugin  # noqa: F401  (registers Blosc)
+    with h5py.File(path, "r") as f:
+        g = f["events"]
+        t = g["t"][:].astype(np.int64) + int(f["t_offset"][()])
+        x, y, p = g["x"][:], g["y"][:], g["p"][:]
+    return len(t) if len(t) == len(x) == len(y) == len(p) else -1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("files", nargs="+")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     for path in args.files:
-        peers = [("faery", faery_count)]
+        peers = [("h5py", h5py_count)] if path.endswith(".h5") else [("faery", faery_count)]
         if path.endswith(".aedat4"):
             peers.insert(0, ("dv-processing", dv_count))
         for name, count in peers:

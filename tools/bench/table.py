@@ -24,16 +24,16 @@ def main():
     peers = {}
     for r in load(sys.argv[2]):
         peers.setdefault(r["file"], {})[r["peer"]] = r
-    print("| file | events | safed Mev/s | dv-processing Mev/s | faery Mev/s | safed / fastest peer |")
-    print("|---|---|---|---|---|---|")
+    print("| file | events | safed Mev/s | dv-processing Mev/s | faery Mev/s | h5py Mev/s | safed / fastest peer |")
+    print("|---|---|---|---|---|---|---|")
     for file, r in ours.items():
         p = peers.get(file, {})
         cells = []
-        for name in ["dv-processing", "faery"]:
+        for name in ["dv-processing", "faery", "h5py"]:
             cells.append(cell(p[name]) if name in p else "—")
         fastest = max((v["best_mev_s"] for v in p.values()), default=None)
         ratio = f"{r['best_mev_s'] / fastest:.2f}×" if fastest else "—"
-        print(f"| {os.path.basename(file)} | {r['events'] / 1e6:.0f} M | {cell(r)} | {cells[0]} | {cells[1]} | {ratio} |")
+        print(f"| {os.path.basename(file)} | {r['events'] / 1e6:.0f} M | {cell(r)} | {cells[0]} | {cells[1]} | {cells[2]} | {ratio} |")
 
 
 if __name__ == "__main__":

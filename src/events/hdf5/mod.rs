@@ -10,7 +10,7 @@
 
 mod blosc;
 
-use hdf5::types::{FloatSize, TypeDescriptor};
+use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5::{Dataset, File, Group};
 
 use super::{Event, EventError, EventSource, Format, Packet, PacketData, SourceInfo};
@@ -21,19 +21,13 @@ pub const MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
 /// Events per packet (and per read of each dataset).
 const BATCH: usize = 1 << 17;
 
-/// How `events/t` counts time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Time {
-    Micros,
-    Seconds,
-}
-
 pub struct Hdf5Source {
     name: String,
     info: SourceInfo,
     /// t, x, y, p, with the names they are reported under.
     columns: [(Dataset, String); 4],
-    time: Time,
+    /// Each column's type in the file: integers (t in µs), t also floats (seconds).
+    types: [TypeDescriptor; 4],
     t_offset: i64,
     len: usize,
     next: usize,
@@ -65,21 +59,22 @@ impl Hdf5Source {
         if let Some((ds, name)) = columns.iter().find(|(ds, _)| ds.size() != len) {
             return Err(bad(format!("dataset {name} holds {} values, events/t {len}", ds.size())));
         }
-        let time = match columns[0].0.dtype().and_then(|d| d.to_descriptor()) {
-            Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) => Time::Micros,
-            Ok(TypeDescriptor::Float(FloatSize::U4 | FloatSize::U8)) => Time::Seconds,
-            Ok(other) => {
-                return Err(bad(format!("dataset {}: type {other:?}, expected integers or floats", columns[0].1)))
+        let mut types = Vec::with_capacity(4);
+        for (i, (ds, name)) in columns.iter().enumerate() {
+            let descriptor =
+                ds.dtype().and_then(|d| d.to_descriptor()).map_err(|e| bad(format!("dataset {name}: {e}")))?;
+            match (&descriptor, i) {
+                (TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_), _) => {}
+                (TypeDescriptor::Float(FloatSize::U4 | FloatSize::U8), 0) => {}
+                (TypeDescriptor::Boolean, 1..) => {}
+                (other, 0) => {
+                    return Err(bad(format!("dataset {name}: type {other:?}, expected integers (µs) or floats (s)")))
+                }
+                (other, _) => return Err(bad(format!("dataset {name}: type {other:?}, expected integers"))),
             }
-            Err(e) => return Err(bad(format!("dataset {}: {e}", columns[0].1))),
-        };
-        for (ds, name) in &columns[1..] {
-            match ds.dtype().and_then(|d| d.to_descriptor()) {
-                Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) | TypeDescriptor::Boolean) => {}
-                Ok(other) => return Err(bad(format!("dataset {name}: type {other:?}, expected integers"))),
-                Err(e) => return Err(bad(format!("dataset {name}: {e}"))),
-            }
+            types.push(descriptor);
         }
+        let types: [TypeDescriptor; 4] = types.try_into().map_err(|_| bad("four columns".into()))?;
         let t_offset = match file.dataset("t_offset") {
             Ok(ds) => {
                 ds.read_scalar::<i64>().map_err(|e| bad(format!("t_offset: {e} (expected a scalar integer, µs)")))?
@@ -88,16 +83,32 @@ impl Hdf5Source {
         };
         let size = sensor_size(&file, &group);
         let info = SourceInfo::single_event_stream(Format::Hdf5, size, None);
-        Ok(Hdf5Source { name: path.to_string(), info, columns, time, t_offset, len, next: 0 })
+        Ok(Hdf5Source { name: path.to_string(), info, columns, types, t_offset, len, next: 0 })
     }
 
+    /// One column's values in `range`, read in the file's own type (libhdf5's conversion to
+    /// i64 cost a third of the read) and widened here.
     fn read(&self, column: usize, range: std::ops::Range<usize>) -> Result<Vec<i64>, EventError> {
         let (ds, name) = &self.columns[column];
-        let values = if column == 0 && self.time == Time::Seconds {
-            let secs = ds.read_slice_1d::<f64, _>(range.clone());
-            secs.map(|a| a.iter().map(|s| (s * 1e6).round() as i64).collect())
-        } else {
-            ds.read_slice_1d::<i64, _>(range.clone()).map(|a| a.to_vec())
+        macro_rules! widen {
+            ($t:ty, $f:expr) => {
+                ds.read_slice_1d::<$t, _>(range.clone()).map(|a| a.iter().map($f).collect())
+            };
+        }
+        let seconds = |s: f64| (s * 1e6).round() as i64;
+        let values: hdf5::Result<Vec<i64>> = match &self.types[column] {
+            TypeDescriptor::Integer(IntSize::U1) => widen!(i8, |&v| i64::from(v)),
+            TypeDescriptor::Integer(IntSize::U2) => widen!(i16, |&v| i64::from(v)),
+            TypeDescriptor::Integer(IntSize::U4) => widen!(i32, |&v| i64::from(v)),
+            TypeDescriptor::Unsigned(IntSize::U1) => widen!(u8, |&v| i64::from(v)),
+            TypeDescriptor::Unsigned(IntSize::U2) => widen!(u16, |&v| i64::from(v)),
+            TypeDescriptor::Unsigned(IntSize::U4) => widen!(u32, |&v| i64::from(v)),
+            // Past i64::MAX is no time or coordinate: saturate, and the checks refuse it.
+            TypeDescriptor::Unsigned(IntSize::U8) => widen!(u64, |&v| i64::try_from(v).unwrap_or(i64::MAX)),
+            TypeDescriptor::Boolean => widen!(bool, |&v| i64::from(v)),
+            TypeDescriptor::Float(FloatSize::U4) => widen!(f32, |&v| seconds(f64::from(v))),
+            TypeDescriptor::Float(FloatSize::U8) => widen!(f64, |&v| seconds(v)),
+            _ => ds.read_slice_1d::<i64, _>(range.clone()).map(|a| a.to_vec()),
         };
         values.map_err(|e| self.error(format!("dataset {name}[{}..{}]: {e}", range.start, range.end)))
     }

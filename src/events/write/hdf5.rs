@@ -86,7 +86,11 @@ impl Hdf5Out {
         if self.columns.is_none() {
             self.start(events.first().map_or(0, |e| e.t))?;
         }
-        (self.t.clear(), self.x.clear(), self.y.clear(), self.p.clear(), self.ms.clear());
+        self.t.clear();
+        self.x.clear();
+        self.y.clear();
+        self.p.clear();
+        self.ms.clear();
         for (i, e) in events.iter().enumerate() {
             let t = e.t - self.t_offset;
             while self.next_ms * 1000 <= t {
