@@ -13,7 +13,7 @@ for target in aedat4 aedat4_file aedat4_stream aedat31 aedat2 evt2 evt3 dat atis
     # leaks of the first input: memory growth is still caught by the RSS limit.
     leaks=1
     [ "$target" = hdf5 ] && leaks=0
-    cargo fuzz run "$target" "fuzz/corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 -detect_leaks=$leaks \
+    ASAN_OPTIONS="detect_leaks=$leaks" cargo fuzz run "$target" "fuzz/corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 -detect_leaks=$leaks \
         -max_len=262144 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|==|SUMMARY|Done)" || true
     # libhdf5 (Debian's 1.10) can be driven to gigabytes while it walks a corrupted file's
     # metadata, before any of our code runs (docs/formats.md, "HDF5"): an out-of-memory there
