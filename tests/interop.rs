@@ -127,6 +127,11 @@ fn h5py_files_plain_deflate_and_blosc() {
     }
 }
 
+/// `safed convert ARGS...`, its output collected.
+fn convert(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_safed")).arg("convert").args(args).output().unwrap()
+}
+
 /// `safed convert` of a dv-processing recording (epoch µs times, 6 frames) into every format it
 /// writes, each read back by a vendor's or a peer's own reader: dv-processing (AEDAT4, frames
 /// too), faery (EVT 2.0, EVT 3.0, DAT, CSV), numpy (npz), h5py (HDF5). RAW has no time origin:
@@ -160,13 +165,8 @@ fn convert_round_trips_through_the_peers_readers() {
     for (name, flags, reader, zeroed) in cases {
         let out = dir.path().join(name);
         let o = out.to_str().unwrap();
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_safed"))
-            .args(["convert", i, o])
-            .args(flags)
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "{name}: convert failed");
+        let done = convert(&[&[i, o], flags].concat());
+        assert!(done.status.success(), "{name}: convert failed: {}", String::from_utf8_lossy(&done.stderr));
         let got = peer(&py, &[reader, o]);
         let events: String = got.lines().filter(|l| !l.starts_with("frame,")).map(|l| format!("{l}\n")).collect();
         assert!(events == if zeroed { shifted.as_str() } else { want.as_str() }, "{name}: {reader} reads other events");
@@ -184,11 +184,8 @@ fn convert_keeps_a_time_range_and_says_what_a_format_cannot_hold() {
     let all = csv_of(open(input.to_str().unwrap()).unwrap()).unwrap();
     let times: Vec<i64> = all.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
     let (a, b) = (times[times.len() / 4], times[times.len() / 2]);
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_safed")).arg("convert").args(args).output().unwrap()
-    };
     let range = format!("{a}..{b}");
-    assert!(run(&[input.to_str().unwrap(), out.to_str().unwrap(), "--time-range", &range]).status.success());
+    assert!(convert(&[input.to_str().unwrap(), out.to_str().unwrap(), "--time-range", &range]).status.success());
     let want: String = std::iter::once("t,x,y,p\n".to_string())
         .chain(
             all.lines()
@@ -203,12 +200,12 @@ fn convert_keeps_a_time_range_and_says_what_a_format_cannot_hold() {
     assert!(read(&out) == want, "time range: other events");
     // Epoch-µs times do not fit RAW: the error names the event and the way out.
     let raw = dir.path().join("x.raw");
-    let failed = run(&[input.to_str().unwrap(), raw.to_str().unwrap()]);
+    let failed = convert(&[input.to_str().unwrap(), raw.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&failed.stderr);
     assert!(!failed.status.success() && err.contains("event 0 (t ") && err.contains("--zero-time"), "{err}");
     // A text input states no sensor size: RAW and DAT ask for one.
     let dat = dir.path().join("x.dat");
-    let failed = run(&[common::data("rpg_events.txt").to_str().unwrap(), dat.to_str().unwrap()]);
+    let failed = convert(&[common::data("rpg_events.txt").to_str().unwrap(), dat.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&failed.stderr).contains("--size WIDTHxHEIGHT"));
 }
 

@@ -80,11 +80,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if stream.kind != StreamKind::Events {
         bail!("{}: stream {} ({:?}) holds no events", args.input, stream.id, stream.name);
     }
-    let frames = format == Format::Aedat4 && info.first(StreamKind::Frames).is_some();
     let frame_stream = info.first(StreamKind::Frames).map(|s| s.id);
+    let frames = format == Format::Aedat4 && frame_stream.is_some();
     let target = Target { path: args.output.clone(), format, size: args.size.or(stream.size), frames };
     let mut writer = write::create(&target)?;
-    if info.first(StreamKind::Frames).is_some() && !frames {
+    if frame_stream.is_some() && !frames {
         eprintln!("safed: {}: its frames are left out ({} holds events only)", args.input, format.name());
     }
     let written = copy(source.as_mut(), writer.as_mut(), &args, stream.id, frame_stream)?;

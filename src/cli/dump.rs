@@ -2,6 +2,7 @@ use std::io::{self, Write};
 
 use anyhow::Context;
 
+use crate::events::write::csv;
 use crate::events::{self, EventReader, Format, StreamSelector};
 
 #[derive(Debug, clap::Args)]
@@ -31,7 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut reader = EventReader::new(source, &args.stream.unwrap_or_default())?;
     let stdout = io::stdout().lock();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout);
-    out.write_all(b"t,x,y,p\n")?;
+    out.write_all(csv::HEADER)?;
     let mut left = args.limit.unwrap_or(u64::MAX);
     let mut line = Vec::with_capacity(64);
     let mut num = itoa::Buffer::new();
@@ -42,12 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             left -= 1;
             line.clear();
-            line.extend_from_slice(num.format(e.t).as_bytes());
-            line.push(b',');
-            line.extend_from_slice(num.format(e.x).as_bytes());
-            line.push(b',');
-            line.extend_from_slice(num.format(e.y).as_bytes());
-            line.extend_from_slice(if e.p { b",1\n" } else { b",0\n" });
+            csv::push_line(&mut line, &mut num, &e);
             out.write_all(&line).context("writing CSV")?;
         }
     }

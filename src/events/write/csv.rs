@@ -7,6 +7,19 @@ use std::io::{BufWriter, Write};
 use super::{io_error, EventWriter, Target, WriteError};
 use crate::events::Event;
 
+/// The header line.
+pub const HEADER: &[u8] = b"t,x,y,p\n";
+
+/// Appends one event's line to `line` (itoa: this is `dump`'s hot loop too).
+pub fn push_line(line: &mut Vec<u8>, num: &mut itoa::Buffer, e: &Event) {
+    line.extend_from_slice(num.format(e.t).as_bytes());
+    line.push(b',');
+    line.extend_from_slice(num.format(e.x).as_bytes());
+    line.push(b',');
+    line.extend_from_slice(num.format(e.y).as_bytes());
+    line.extend_from_slice(if e.p { b",1\n" } else { b",0\n" });
+}
+
 pub struct CsvOut {
     path: String,
     out: BufWriter<File>,
@@ -17,7 +30,7 @@ impl CsvOut {
     pub fn create(target: &Target) -> Result<Self, WriteError> {
         let file = File::create(&target.path).map_err(io_error(&target.path))?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
-        out.write_all(b"t,x,y,p\n").map_err(io_error(&target.path))?;
+        out.write_all(HEADER).map_err(io_error(&target.path))?;
         Ok(CsvOut { path: target.path.clone(), out, line: Vec::with_capacity(64) })
     }
 }
@@ -25,17 +38,11 @@ impl CsvOut {
 impl EventWriter for CsvOut {
     fn write_events(&mut self, events: &[Event]) -> Result<(), WriteError> {
         let mut num = itoa::Buffer::new();
+        self.line.clear();
         for e in events {
-            self.line.clear();
-            self.line.extend_from_slice(num.format(e.t).as_bytes());
-            self.line.push(b',');
-            self.line.extend_from_slice(num.format(e.x).as_bytes());
-            self.line.push(b',');
-            self.line.extend_from_slice(num.format(e.y).as_bytes());
-            self.line.extend_from_slice(if e.p { b",1\n" } else { b",0\n" });
-            self.out.write_all(&self.line).map_err(io_error(&self.path))?;
+            push_line(&mut self.line, &mut num, e);
         }
-        Ok(())
+        self.out.write_all(&self.line).map_err(io_error(&self.path))
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), WriteError> {

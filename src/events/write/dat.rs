@@ -11,8 +11,9 @@ use crate::events::Event;
 
 pub struct DatOut {
     path: String,
-    out: Option<BufWriter<File>>,
-    file: Option<File>,
+    out: BufWriter<File>,
+    /// The header waits for the first event: it holds T0.
+    started: bool,
     size: (u16, u16),
     t0: i64,
     last_t: i64,
@@ -29,29 +30,20 @@ impl DatOut {
             });
         }
         let file = File::create(&target.path).map_err(io_error(&target.path))?;
-        // The header waits for the first event: it holds T0.
-        Ok(DatOut {
-            path: target.path.clone(),
-            out: None,
-            file: Some(file),
-            size,
-            t0: 0,
-            last_t: 0,
-            index: 0,
-            records: Vec::new(),
-        })
+        let out = BufWriter::with_capacity(1 << 20, file);
+        let path = target.path.clone();
+        Ok(DatOut { path, out, started: false, size, t0: 0, last_t: 0, index: 0, records: Vec::new() })
     }
 
     fn start(&mut self, t0: i64) -> Result<(), WriteError> {
-        let Some(file) = self.file.take() else { return Ok(()) };
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        if self.started {
+            return Ok(());
+        }
         let (w, h) = self.size;
-        write!(out, "% Data file containing CD events.\n% Version 2\n% Width {w}\n% Height {h}\n% T0 {t0}\n")
-            .and_then(|()| out.write_all(&[12, 8]))
+        write!(self.out, "% Data file containing CD events.\n% Version 2\n% Width {w}\n% Height {h}\n% T0 {t0}\n")
+            .and_then(|()| self.out.write_all(&[12, 8]))
             .map_err(io_error(&self.path))?;
-        self.t0 = t0;
-        self.last_t = t0;
-        self.out = Some(out);
+        (self.started, self.t0, self.last_t) = (true, t0, t0);
         Ok(())
     }
 }
@@ -73,12 +65,11 @@ impl EventWriter for DatOut {
             self.last_t = e.t;
             self.index += 1;
         }
-        let out = self.out.as_mut().expect("started above");
-        out.write_all(&self.records).map_err(io_error(&self.path))
+        self.out.write_all(&self.records).map_err(io_error(&self.path))
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), WriteError> {
         self.start(0)?; // an empty input still gets a header
-        self.out.as_mut().map_or(Ok(()), |o| o.flush()).map_err(io_error(&self.path))
+        self.out.flush().map_err(io_error(&self.path))
     }
 }

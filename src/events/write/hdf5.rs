@@ -103,21 +103,21 @@ impl Hdf5Out {
             self.p.push(u8::from(e.p));
         }
         let Some(c) = &self.columns else { return Ok(()) };
-        let (from, to) = (self.len, self.len + events.len());
-        for (ds, data) in [(&c.x, &self.x), (&c.y, &self.y)] {
-            ds.resize(to)?;
-            ds.write_slice(data.as_slice(), from..to)?;
-        }
-        c.t.resize(to)?;
-        c.t.write_slice(self.t.as_slice(), from..to)?;
-        c.p.resize(to)?;
-        c.p.write_slice(self.p.as_slice(), from..to)?;
-        let ms_from = c.ms_to_idx.size();
-        c.ms_to_idx.resize(ms_from + self.ms.len())?;
-        c.ms_to_idx.write_slice(self.ms.as_slice(), ms_from..ms_from + self.ms.len())?;
-        self.len = to;
+        append(&c.t, &self.t)?;
+        append(&c.x, &self.x)?;
+        append(&c.y, &self.y)?;
+        append(&c.p, &self.p)?;
+        append(&c.ms_to_idx, &self.ms)?;
+        self.len += events.len();
         Ok(())
     }
+}
+
+/// Grows a one-dimensional dataset by `data`.
+fn append<T: H5Type>(ds: &Dataset, data: &[T]) -> hdf5::Result<()> {
+    let from = ds.size();
+    ds.resize(from + data.len())?;
+    ds.write_slice(data, from..from + data.len())
 }
 
 impl EventWriter for Hdf5Out {

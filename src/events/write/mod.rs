@@ -4,7 +4,7 @@
 //! a time or coordinate says so with the event's index, never wraps it silently.
 
 mod aedat4;
-mod csv;
+pub mod csv;
 mod dat;
 mod hdf5;
 mod npz;
