@@ -20,6 +20,8 @@ pub struct Hdf5Out {
     t_offset: i64,
     /// The next millisecond `ms_to_idx` will get an entry for.
     next_ms: i64,
+    /// The last time written (i64::MIN before the first).
+    last_t: i64,
     t: Vec<i64>,
     x: Vec<u16>,
     y: Vec<u16>,
@@ -48,6 +50,7 @@ impl Hdf5Out {
             len: 0,
             t_offset: 0,
             next_ms: 0,
+            last_t: i64::MIN,
             t: Vec::new(),
             x: Vec::new(),
             y: Vec::new(),
@@ -122,11 +125,13 @@ fn append<T: H5Type>(ds: &Dataset, data: &[T]) -> hdf5::Result<()> {
 
 impl EventWriter for Hdf5Out {
     fn write_events(&mut self, events: &[Event]) -> Result<(), WriteError> {
-        if let Some(i) = events.windows(2).position(|w| w[1].t < w[0].t) {
-            let e = &events[i + 1];
+        // In order within the batch and after the last one written (ms_to_idx counts on it).
+        let mut last = self.last_t;
+        if let Some(i) = events.iter().position(|e| std::mem::replace(&mut last, e.t) > e.t) {
             let what = "ms_to_idx needs times in order";
-            return Err(super::unrepresentable(&self.path, (self.len + i + 1) as u64, e, what));
+            return Err(super::unrepresentable(&self.path, (self.len + i) as u64, &events[i], what));
         }
+        self.last_t = last;
         self.append(events).map_err(self.error())
     }
 
@@ -135,5 +140,25 @@ impl EventWriter for Hdf5Out {
             self.start(0).map_err(self.error())?;
         }
         self.file.flush().map_err(self.error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Format;
+
+    #[test]
+    fn a_step_back_between_batches_is_refused_like_one_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.h5").display().to_string();
+        let target = Target { path, format: Format::Hdf5, size: None, frames: false };
+        let e = |t| Event { t, x: 1, y: 2, p: true };
+        let mut out = Hdf5Out::create(&target).unwrap();
+        out.write_events(&[e(5), e(7)]).unwrap();
+        let err = out.write_events(&[e(6)]).unwrap_err().to_string();
+        assert!(err.contains("event 2 (t 6") && err.contains("in order"), "{err}");
+        let err = out.write_events(&[e(8), e(7)]).unwrap_err().to_string();
+        assert!(err.contains("event 3 (t 7"), "{err}");
     }
 }
