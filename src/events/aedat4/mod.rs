@@ -221,7 +221,9 @@ impl<R: BufRead + Send + 'static> Aedat4Source<R> {
                 let mut raw = RawPacket::default();
                 Ok(framer.next_owned(&mut raw)?.then_some(Job::Owned(raw)))
             };
-            let pipeline = Pipeline::start(next_job, decoder, place.clone(), threads).map_err(|e| place.io(e))?;
+            // Owned jobs hold a compressed body each (up to MAX_PACKET): a short queue.
+            let pipeline =
+                Pipeline::start(next_job, decoder, place.clone(), threads, 2 * threads).map_err(|e| place.io(e))?;
             Mode::Parallel(pipeline)
         } else {
             Mode::Inline { framer, decoder, scratch: Vec::new() }
@@ -251,7 +253,9 @@ impl Aedat4Source<BufReader<File>> {
             FileFramer::new(Arc::clone(&file), place.clone(), header.data_end, stream_kinds(&header.streams))?;
         let decoder = PacketDecoder::new(place.input.clone(), header.compression);
         let next_job = move || Ok(framer.next()?.map(|head| Job::At(head, Arc::clone(&file))));
-        let pipeline = Pipeline::start(next_job, decoder, place.clone(), threads).map_err(|e| place.io(e))?;
+        // A positioned job is a packet header: queue many.
+        let pipeline =
+            Pipeline::start(next_job, decoder, place.clone(), threads, 16 * threads).map_err(|e| place.io(e))?;
         Ok(Aedat4Source {
             info: SourceInfo { format: header.format, streams: header.streams },
             name: place.input,

@@ -27,22 +27,53 @@ type Numbered<T> = (u64, T);
 
 pub struct Pipeline {
     results: Receiver<Numbered<Result<Packet, EventError>>>,
+    /// The consumer decodes a job itself rather than wait for a worker: on a 2-core machine
+    /// two workers alone left a core idle whenever both waited on the consumer.
+    jobs: Receiver<Numbered<Result<Job, EventError>>>,
+    helper: Worker,
     waiting: BTreeMap<u64, Result<Packet, EventError>>,
     next_seq: u64,
     done: bool,
 }
 
+/// Decodes jobs: one per thread, with its own decoder and body buffer.
+struct Worker {
+    decoder: PacketDecoder,
+    place: Place,
+    body: Vec<u8>,
+}
+
+impl Worker {
+    fn run(&mut self, item: Result<Job, EventError>) -> Result<Packet, EventError> {
+        match item? {
+            Job::Owned(raw) => self.decoder.decode_raw(&raw),
+            #[cfg(target_endian = "little")]
+            Job::At(head, file) if self.decoder.is_uncompressed() && head.kind == StreamKind::Events => {
+                let events = read_events_in_place(&file, &head, &self.place)?;
+                Ok(Packet { stream: head.stream, data: PacketData::Events(events) })
+            }
+            Job::At(head, file) => {
+                read_body(&file, &head, &mut self.body, &self.place)?;
+                self.decoder.decode(head.stream, head.kind, head.body_at, &self.body)
+            }
+        }
+    }
+}
+
 impl Pipeline {
-    /// `next_job` runs on the framer thread until it returns `None` or an error.
+    /// `next_job` runs on the framer thread until it returns `None` or an error; up to `queued`
+    /// jobs wait for a worker. A deep queue keeps the workers fed while the framer waits for a
+    /// core (on 2 cores, 4 queued jobs left a tenth of the CPU idle); decoded packets, which
+    /// are what is large, wait in a short one.
     pub fn start(
         mut next_job: impl FnMut() -> Result<Option<Job>, EventError> + Send + 'static,
         decoder: PacketDecoder,
         place: Place,
         workers: usize,
+        queued: usize,
     ) -> io::Result<Self> {
-        let in_flight = 2 * workers;
-        let (job_tx, job_rx) = bounded::<Numbered<Result<Job, EventError>>>(in_flight);
-        let (out_tx, out_rx) = bounded(in_flight);
+        let (job_tx, job_rx) = bounded::<Numbered<Result<Job, EventError>>>(queued.max(1));
+        let (out_tx, out_rx) = bounded(2 * workers);
         thread::Builder::new().name("aedat4-framer".into()).spawn(move || {
             for seq in 0.. {
                 let item = match next_job() {
@@ -56,31 +87,25 @@ impl Pipeline {
                 }
             }
         })?;
+        let worker = || Worker { decoder: decoder.clone(), place: place.clone(), body: Vec::new() };
         for i in 0..workers {
-            let (job_rx, out_tx, mut decoder) = (job_rx.clone(), out_tx.clone(), decoder.clone());
-            let place = place.clone();
+            let (job_rx, out_tx, mut worker) = (job_rx.clone(), out_tx.clone(), worker());
             thread::Builder::new().name(format!("aedat4-decode-{i}")).spawn(move || {
-                let mut body = Vec::new();
                 for (seq, item) in job_rx {
-                    let result = item.and_then(|job| match job {
-                        Job::Owned(raw) => decoder.decode_raw(&raw),
-                        #[cfg(target_endian = "little")]
-                        Job::At(head, file) if decoder.is_uncompressed() && head.kind == StreamKind::Events => {
-                            let events = read_events_in_place(&file, &head, &place)?;
-                            Ok(Packet { stream: head.stream, data: PacketData::Events(events) })
-                        }
-                        Job::At(head, file) => {
-                            read_body(&file, &head, &mut body, &place)?;
-                            decoder.decode(head.stream, head.kind, head.body_at, &body)
-                        }
-                    });
-                    if out_tx.send((seq, result)).is_err() {
+                    if out_tx.send((seq, worker.run(item))).is_err() {
                         return;
                     }
                 }
             })?;
         }
-        Ok(Pipeline { results: out_rx, waiting: BTreeMap::new(), next_seq: 0, done: false })
+        Ok(Pipeline {
+            results: out_rx,
+            jobs: job_rx,
+            helper: worker(),
+            waiting: BTreeMap::new(),
+            next_seq: 0,
+            done: false,
+        })
     }
 
     pub fn next(&mut self) -> Result<Option<Packet>, EventError> {
@@ -90,7 +115,14 @@ impl Pipeline {
                 self.done = result.is_err();
                 return result.map(Some);
             }
-            match self.results.recv() {
+            let received = match self.results.try_recv() {
+                Ok(numbered) => Ok(numbered),
+                Err(_) => match self.jobs.try_recv() {
+                    Ok((seq, item)) => Ok((seq, self.helper.run(item))),
+                    Err(_) => self.results.recv(),
+                },
+            };
+            match received {
                 Ok((seq, result)) => {
                     self.waiting.insert(seq, result);
                 }
