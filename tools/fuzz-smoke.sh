@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz@0.13.2
 export RUSTC_BOOTSTRAP=1
+# Targets that go through files (aedat4_file, hdf5, dataset_text) write one per input: in memory.
+[ -w /dev/shm ] && export TMPDIR=/dev/shm
 python3 tools/fuzz-seeds.py fuzz/corpus
 for target in aedat4 aedat4_file aedat4_stream aedat31 aedat2 evt2 evt3 dat atis_bin text hdf5 npz detect dataset_text; do
     echo "fuzz: $target for ${seconds}s"
