@@ -86,35 +86,116 @@ impl Hdf5Source {
         Ok(Hdf5Source { name: path.to_string(), info, columns, types, t_offset, len, next: 0 })
     }
 
-    /// One column's values in `range`, read in the file's own type (libhdf5's conversion to
-    /// i64 cost a third of the read) and widened here.
-    fn read(&self, column: usize, range: std::ops::Range<usize>) -> Result<Vec<i64>, EventError> {
-        let (ds, name) = &self.columns[column];
-        macro_rules! widen {
-            ($t:ty, $f:expr) => {
-                ds.read_slice_1d::<$t, _>(range.clone()).map(|a| a.iter().map($f).collect())
-            };
+    /// Reads column `column` over `range` in the file's own type (libhdf5's conversion to i64
+    /// cost a third of the read) and writes it into `events`, one typed pass per column.
+    fn fill(&self, column: usize, range: std::ops::Range<usize>, events: &mut [Event]) -> Result<(), EventError> {
+        macro_rules! fill {
+            ($t:ty) => {{
+                let values = self.columns[column].0.read_slice_1d::<$t, _>(range.clone());
+                let values = values.map_err(|e| self.read_error(column, &range, e))?;
+                self.store(column, range.start, values.iter().copied(), events)
+            }};
         }
-        let seconds = |s: f64| (s * 1e6).round() as i64;
-        let values: hdf5::Result<Vec<i64>> = match &self.types[column] {
-            TypeDescriptor::Integer(IntSize::U1) => widen!(i8, |&v| i64::from(v)),
-            TypeDescriptor::Integer(IntSize::U2) => widen!(i16, |&v| i64::from(v)),
-            TypeDescriptor::Integer(IntSize::U4) => widen!(i32, |&v| i64::from(v)),
-            TypeDescriptor::Unsigned(IntSize::U1) => widen!(u8, |&v| i64::from(v)),
-            TypeDescriptor::Unsigned(IntSize::U2) => widen!(u16, |&v| i64::from(v)),
-            TypeDescriptor::Unsigned(IntSize::U4) => widen!(u32, |&v| i64::from(v)),
-            // Past i64::MAX is no time or coordinate: saturate, and the checks refuse it.
-            TypeDescriptor::Unsigned(IntSize::U8) => widen!(u64, |&v| i64::try_from(v).unwrap_or(i64::MAX)),
-            TypeDescriptor::Boolean => widen!(bool, |&v| i64::from(v)),
-            TypeDescriptor::Float(FloatSize::U4) => widen!(f32, |&v| seconds(f64::from(v))),
-            TypeDescriptor::Float(FloatSize::U8) => widen!(f64, |&v| seconds(v)),
-            _ => ds.read_slice_1d::<i64, _>(range.clone()).map(|a| a.to_vec()),
-        };
-        values.map_err(|e| self.error(format!("dataset {name}[{}..{}]: {e}", range.start, range.end)))
+        match &self.types[column] {
+            TypeDescriptor::Integer(IntSize::U1) => fill!(i8),
+            TypeDescriptor::Integer(IntSize::U2) => fill!(i16),
+            TypeDescriptor::Integer(IntSize::U4) => fill!(i32),
+            TypeDescriptor::Unsigned(IntSize::U1) => fill!(u8),
+            TypeDescriptor::Unsigned(IntSize::U2) => fill!(u16),
+            TypeDescriptor::Unsigned(IntSize::U4) => fill!(u32),
+            TypeDescriptor::Unsigned(IntSize::U8) => fill!(u64),
+            TypeDescriptor::Boolean => fill!(bool),
+            TypeDescriptor::Float(FloatSize::U4) => fill!(f32),
+            TypeDescriptor::Float(FloatSize::U8) => fill!(f64),
+            _ => fill!(i64),
+        }
+    }
+
+    /// Column `column`'s values (t, x, y or p) into the events, checked: t plus `t_offset` must
+    /// not overflow, x and y must fit in u16; p is ON when positive.
+    fn store<T: Widen>(
+        &self,
+        column: usize,
+        first: usize,
+        values: impl Iterator<Item = T>,
+        events: &mut [Event],
+    ) -> Result<(), EventError> {
+        let mut bad = None;
+        let pairs = events.iter_mut().zip(values);
+        match column {
+            0 => {
+                for (i, (e, v)) in pairs.enumerate() {
+                    match v.widen().checked_add(self.t_offset) {
+                        Some(t) => e.t = t,
+                        None => {
+                            bad = Some((i, v.widen()));
+                            break;
+                        }
+                    }
+                }
+            }
+            1 | 2 => {
+                for (i, (e, v)) in pairs.enumerate() {
+                    let Ok(c) = u16::try_from(v.widen()) else {
+                        bad = Some((i, v.widen()));
+                        break;
+                    };
+                    if column == 1 {
+                        e.x = c;
+                    } else {
+                        e.y = c;
+                    }
+                }
+            }
+            _ => pairs.for_each(|(e, v)| e.p = v.widen() > 0),
+        }
+        let Some((i, v)) = bad else { return Ok(()) };
+        let name = &self.columns[column].1;
+        Err(self.error(match column {
+            0 => format!("dataset {name}[{}] = {v} overflows with t_offset {}", first + i, self.t_offset),
+            _ => format!("dataset {name}[{}] = {v}: expected 0..=65535", first + i),
+        }))
+    }
+
+    fn read_error(&self, column: usize, range: &std::ops::Range<usize>, e: hdf5::Error) -> EventError {
+        self.error(format!("dataset {}[{}..{}]: {e}", self.columns[column].1, range.start, range.end))
     }
 
     fn error(&self, what: String) -> EventError {
         EventError::Unsupported { input: self.name.clone(), what }
+    }
+}
+
+/// A column's value as i64: integers as they are (u64 past i64::MAX saturates, and the checks
+/// refuse it: no time or coordinate is that large), floats as seconds rounded to µs.
+trait Widen: Copy {
+    fn widen(self) -> i64;
+}
+
+macro_rules! widen_lossless {
+    ($($t:ty),*) => {$(impl Widen for $t {
+        fn widen(self) -> i64 {
+            i64::from(self)
+        }
+    })*};
+}
+widen_lossless!(i8, i16, i32, i64, u8, u16, u32, bool);
+
+impl Widen for u64 {
+    fn widen(self) -> i64 {
+        i64::try_from(self).unwrap_or(i64::MAX)
+    }
+}
+
+impl Widen for f64 {
+    fn widen(self) -> i64 {
+        (self * 1e6).round() as i64
+    }
+}
+
+impl Widen for f32 {
+    fn widen(self) -> i64 {
+        f64::from(self).widen()
     }
 }
 
@@ -141,33 +222,9 @@ impl EventSource for Hdf5Source {
             return Ok(None);
         }
         let range = self.next..(self.next + BATCH).min(self.len);
-        let (t, x, y, p) = (
-            self.read(0, range.clone())?,
-            self.read(1, range.clone())?,
-            self.read(2, range.clone())?,
-            self.read(3, range.clone())?,
-        );
-        let mut events = Vec::with_capacity(range.len());
-        for i in 0..range.len() {
-            let coord = |v: i64, column: usize| {
-                u16::try_from(v).map_err(|_| {
-                    self.error(format!(
-                        "dataset {}[{}] = {v}: expected 0..=65535",
-                        self.columns[column].1,
-                        range.start + i
-                    ))
-                })
-            };
-            let t = t[i].checked_add(self.t_offset).ok_or_else(|| {
-                self.error(format!(
-                    "dataset {}[{}] = {} overflows with t_offset {}",
-                    self.columns[0].1,
-                    range.start + i,
-                    t[i],
-                    self.t_offset
-                ))
-            })?;
-            events.push(Event { t, x: coord(x[i], 1)?, y: coord(y[i], 2)?, p: p[i] > 0 });
+        let mut events = vec![Event::default(); range.len()];
+        for column in 0..4 {
+            self.fill(column, range.clone(), &mut events)?;
         }
         self.next = range.end;
         Ok(Some(Packet { stream: 0, data: PacketData::Events(events) }))
