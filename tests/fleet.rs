@@ -11,7 +11,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::broker::{have_mosquitto, retained, subscribe, Broker};
+use common::broker::{have_mosquitto, retained, retained_becomes, subscribe, Broker};
 use common::daemon::{http_get, metric, write_config, Daemon};
 
 fn config(port: u16, extra: &str) -> String {
@@ -35,7 +35,8 @@ fn every_recognition_arrives_in_order_with_status_and_health() {
     let mut d = Daemon::start(&write_config(tmp.path(), &config(broker.port, "")));
     d.wait_log("ready:", Duration::from_secs(30));
     d.wait_lines(40, Duration::from_secs(30));
-    assert_eq!(retained(broker.port, "fleet/status").as_deref(), Some("online"));
+    let status = retained_becomes(broker.port, "fleet/status", "online", Duration::from_secs(5));
+    assert_eq!(status.as_deref(), Some("online"));
     std::thread::sleep(Duration::from_millis(1200));
     d.signal(libc::SIGTERM);
     assert!(d.wait(Duration::from_secs(3)).success());
@@ -65,7 +66,8 @@ fn a_killed_process_is_offline_by_last_will() {
     let broker = Broker::start(tmp.path(), "");
     let mut d = Daemon::start(&write_config(tmp.path(), &config(broker.port, "")));
     d.wait_log("ready:", Duration::from_secs(30));
-    assert_eq!(retained(broker.port, "fleet/status").as_deref(), Some("online"));
+    let status = retained_becomes(broker.port, "fleet/status", "online", Duration::from_secs(5));
+    assert_eq!(status.as_deref(), Some("online"));
     d.signal(libc::SIGKILL);
     d.wait(Duration::from_secs(2));
     let until = Instant::now() + Duration::from_secs(3);

@@ -131,6 +131,19 @@ pub fn subscribe(port: u16, id: &str, filter: &str) -> Arc<Mutex<Vec<Got>>> {
 }
 
 /// The retained message on `topic` now (a fresh subscriber gets it at once), if any.
+/// The retained message on `topic` once it is `want`, or what it still is after `within`: a
+/// status is published asynchronously (READY queues `online`), so it may land a moment later.
+pub fn retained_becomes(port: u16, topic: &str, want: &str, within: Duration) -> Option<String> {
+    let until = Instant::now() + within;
+    loop {
+        let got = retained(port, topic);
+        if got.as_deref() == Some(want) || Instant::now() >= until {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn retained(port: u16, topic: &str) -> Option<String> {
     let mut o = MqttOptions::new(format!("retained-{}", free_port()), "127.0.0.1", port);
     o.set_clean_session(true);
