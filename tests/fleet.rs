@@ -70,10 +70,8 @@ fn a_killed_process_is_offline_by_last_will() {
     assert_eq!(status.as_deref(), Some("online"));
     d.signal(libc::SIGKILL);
     d.wait(Duration::from_secs(2));
-    let until = Instant::now() + Duration::from_secs(3);
-    while retained(broker.port, "fleet/status").as_deref() != Some("offline") {
-        assert!(Instant::now() < until, "no Last Will: {}", broker.log());
-    }
+    let status = retained_becomes(broker.port, "fleet/status", "offline", Duration::from_secs(3));
+    assert_eq!(status.as_deref(), Some("offline"), "no Last Will: {}", broker.log());
 }
 
 /// The broker goes for 2 s (SIGTERM: it saves the subscriber's session, which must outlive

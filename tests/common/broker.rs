@@ -130,7 +130,6 @@ pub fn subscribe(port: u16, id: &str, filter: &str) -> Arc<Mutex<Vec<Got>>> {
     got
 }
 
-/// The retained message on `topic` now (a fresh subscriber gets it at once), if any.
 /// The retained message on `topic` once it is `want`, or what it still is after `within`: a
 /// status is published asynchronously (READY queues `online`), so it may land a moment later.
 pub fn retained_becomes(port: u16, topic: &str, want: &str, within: Duration) -> Option<String> {
@@ -144,6 +143,7 @@ pub fn retained_becomes(port: u16, topic: &str, want: &str, within: Duration) ->
     }
 }
 
+/// The retained message on `topic` now (a fresh subscriber gets it at once), if any.
 pub fn retained(port: u16, topic: &str) -> Option<String> {
     let mut o = MqttOptions::new(format!("retained-{}", free_port()), "127.0.0.1", port);
     o.set_clean_session(true);
