@@ -10,7 +10,7 @@ dir="${1:-target/bench-data}"
 repeat="${REPEAT:-7}"
 .venv/bin/python tools/bench/make_files.py "$dir"
 cargo build --release --quiet
-files=("$dir"/dv_none.aedat4 "$dir"/dv_lz4.aedat4 "$dir"/dv_zstd.aedat4 "$dir"/faery_evt2.raw "$dir"/faery_evt3.raw "$dir"/faery_dat2.dat "$dir"/dsec_blosc.h5)
+files=("$dir"/dv_none.aedat4 "$dir"/dv_lz4.aedat4 "$dir"/dv_zstd.aedat4 "$dir"/dv_zstd_blob.aedat4 "$dir"/faery_evt2.raw "$dir"/faery_evt3.raw "$dir"/faery_dat2.dat "$dir"/dsec_blosc.h5)
 ours=$(mktemp) peers=$(mktemp)
 trap 'rm -f "$ours" "$peers"' EXIT
 # File by file, safed then its peers: a shared VM's speed drifts by a third over minutes, so

@@ -3,6 +3,8 @@
 AEDAT4 (none / LZ4 / ZSTD) through dv-processing's MonoCameraWriter, EVT 2.0 / EVT 3.0 through
 faery. Events are time-sorted at a 4 Mev/s rate with uniform random pixels and polarities on a
 DAVIS346 sensor: close to the worst case for compression, so decompression cost shows.
+`dv_zstd_blob.aedat4` is the check on a file nothing was tuned on: a blob moving across the
+sensor plus 20% noise, bursty in time (another seed, another shape, another compression ratio).
 
 usage: python make_files.py OUT_DIR [--events N]
 """
@@ -28,6 +30,27 @@ def random_events(n: int, seed: int = 7) -> np.ndarray:
     return events
 
 
+def blob_events(n: int, seed: int = 11) -> np.ndarray:
+    """A disc of radius 30 px circling the sensor, 80% of the events, and 20% uniform noise;
+    inter-event gaps exponential with a mean that swings between 0.3 and 3 µs (bursts)."""
+    rng = np.random.default_rng(seed)
+    mean_gap = 0.3 + 2.7 * (0.5 + 0.5 * np.sin(np.arange(n) / 250_000.0))
+    t = np.cumsum(rng.exponential(mean_gap)).astype(np.uint64)
+    phase = t.astype(np.float64) / 2e6 * 2 * np.pi  # one lap per 2 s
+    cx, cy = WIDTH / 2 + 110 * np.cos(phase), HEIGHT / 2 + 80 * np.sin(phase)
+    r, a = 30 * np.sqrt(rng.random(n)), rng.random(n) * 2 * np.pi
+    x, y = cx + r * np.cos(a), cy + r * np.sin(a)
+    noise = rng.random(n) < 0.2
+    x[noise], y[noise] = rng.integers(0, WIDTH, noise.sum()), rng.integers(0, HEIGHT, noise.sum())
+    events = np.zeros(n, dtype=faery.EVENTS_DTYPE)
+    events["t"] = t
+    events["x"] = np.clip(x, 0, WIDTH - 1).astype(np.uint16)
+    events["y"] = np.clip(y, 0, HEIGHT - 1).astype(np.uint16)
+    # Leading edge ON, trailing edge OFF, as a moving bright object gives.
+    events["on"] = np.where(noise, rng.random(n) < 0.5, (x - cx) * -np.sin(phase) + (y - cy) * np.cos(phase) > 0)
+    return events
+
+
 def write_dv(events: np.ndarray, path: pathlib.Path, compression) -> None:
     store = dv.EventStore()
     for t, x, y, p in zip((events["t"] + T0).tolist(), events["x"].tolist(), events["y"].tolist(), events["on"].tolist()):
@@ -50,6 +73,10 @@ def main() -> None:
         if not path.exists():
             write_dv(events, path, compression)
             print(f"wrote {path}")
+    path = args.out / "dv_zstd_blob.aedat4"
+    if not path.exists():
+        write_dv(blob_events(args.events), path, dv.CompressionType.ZSTD)
+        print(f"wrote {path}")
     stream = faery.events_stream_from_array(events, dimensions=(WIDTH, HEIGHT))
     for version in ["evt2", "evt3"]:
         path = args.out / f"faery_{version}.raw"

@@ -4,6 +4,8 @@
 //! flatbuffer, build events/frames/IMU/triggers). Packets are independent, so files can decode
 //! them on worker threads (`parallel`); live streams decode inline, one packet at a time.
 
+#[cfg(target_endian = "little")]
+mod in_place;
 mod info_node;
 mod packet;
 mod parallel;

@@ -22,7 +22,6 @@ pub struct PacketDecoder {
     place: Place,
     compression: Compression,
     decompressed: Vec<u8>,
-    /// Made once: creating a context per packet was 7% of a ZSTD file's decode time.
     zstd: Option<zstd::bulk::Decompressor<'static>>,
 }
 
@@ -47,6 +46,12 @@ impl PacketDecoder {
 
     /// Decodes one packet body of stream `stream`; `body_at` is its input offset, for errors.
     pub fn decode(&mut self, stream: u32, kind: StreamKind, body_at: u64, body: &[u8]) -> Result<Packet, EventError> {
+        #[cfg(target_endian = "little")]
+        if self.compression == Compression::Zstd && kind == StreamKind::Events {
+            if let Some(events) = self.zstd_events(body_at, body)? {
+                return Ok(Packet { stream, data: PacketData::Events(events) });
+            }
+        }
         let place = &self.place;
         let bad = |e: std::io::Error| {
             place.malformed_at(body_at, format!("packet body is not a valid {} frame: {e}", self.compression.name()))
@@ -58,28 +63,94 @@ impl PacketDecoder {
                 read_limited(dec, &mut self.decompressed, MAX_DECOMPRESSED).map_err(bad)?
             }
             Compression::Zstd => {
-                let zstd = match &mut self.zstd {
-                    Some(z) => z,
-                    empty => empty.insert(zstd::bulk::Decompressor::new().map_err(bad)?),
-                };
-                decompress_zstd(zstd, body, &mut self.decompressed).map_err(bad)?
+                decompress_zstd(zstd_context(&mut self.zstd).map_err(bad)?, body, &mut self.decompressed)
+                    .map_err(bad)?
             }
         };
-        let Some(len) = len else {
-            return Err(EventError::TooLarge {
-                input: place.input.clone(),
-                offset: body_at,
-                what: "a decompressed packet",
-                value: MAX_DECOMPRESSED + 1,
-                limit: MAX_DECOMPRESSED,
-            });
-        };
+        let Some(len) = len else { return Err(too_large(place, body_at)) };
         let fb = match self.compression {
             Compression::None => body,
             _ => &self.decompressed[..len],
         };
         let data = decode_body(fb, kind).map_err(|what| place.malformed_at(body_at, what))?;
         Ok(Packet { stream, data })
+    }
+}
+
+/// What a ZSTD frame's header says of the frame.
+enum ZstdFrame {
+    /// No content size stated: stream it.
+    Unsized,
+    /// States more than `MAX_DECOMPRESSED`.
+    TooLarge,
+    /// Decompresses to `size` bytes from the first `len` bytes of the body.
+    Sized { size: usize, len: usize },
+}
+
+/// Reads the first ZSTD frame's header of `body`; bytes after that frame are not the packet's.
+fn zstd_frame(body: &[u8]) -> std::io::Result<ZstdFrame> {
+    let size = zstd::zstd_safe::get_frame_content_size(body).map_err(|_| invalid_data("no ZSTD frame header"))?;
+    let Some(size) = size else { return Ok(ZstdFrame::Unsized) };
+    if size > MAX_DECOMPRESSED {
+        return Ok(ZstdFrame::TooLarge);
+    }
+    let len = zstd::zstd_safe::find_frame_compressed_size(body).map_err(|_| invalid_data("a cut ZSTD frame"))?;
+    Ok(ZstdFrame::Sized { size: size as usize, len })
+}
+
+/// Decompresses one sized frame in one call into `out`, which must hold `size` bytes.
+fn decompress_zstd_sized<B: zstd::zstd_safe::WriteBuf + ?Sized>(
+    zstd: &mut zstd::bulk::Decompressor<'static>,
+    frame: &[u8],
+    size: usize,
+    out: &mut B,
+) -> std::io::Result<usize> {
+    let n = zstd.decompress_to_buffer(frame, out)?;
+    if n != size {
+        return Err(invalid_data(&format!("the ZSTD frame says {size} bytes, holds {n}")));
+    }
+    Ok(n)
+}
+
+impl PacketDecoder {
+    /// A ZSTD event packet whose frame states its size, decompressed straight into the events'
+    /// memory (no copy out of a scratch buffer). `None`: the frame states no size, so the
+    /// caller streams it.
+    #[cfg(target_endian = "little")]
+    fn zstd_events(&mut self, body_at: u64, body: &[u8]) -> Result<Option<Vec<Event>>, EventError> {
+        let place = &self.place;
+        let bad =
+            |e: std::io::Error| place.malformed_at(body_at, format!("packet body is not a valid zstd frame: {e}"));
+        let (size, len) = match zstd_frame(body).map_err(bad)? {
+            ZstdFrame::Unsized => return Ok(None),
+            ZstdFrame::TooLarge => return Err(too_large(place, body_at)),
+            ZstdFrame::Sized { size, len } => (size, len),
+        };
+        let mut bytes = super::in_place::EventBytes::with_capacity(size);
+        let zstd = zstd_context(&mut self.zstd).map_err(bad)?;
+        decompress_zstd_sized(zstd, &body[..len], size, &mut bytes).map_err(bad)?;
+        bytes.finish().map(Some).map_err(|what| place.malformed_at(body_at, what))
+    }
+}
+
+/// The decoder's ZSTD context, made on first use: one per packet was 7% of a ZSTD file's
+/// decode time.
+type Zstd = zstd::bulk::Decompressor<'static>;
+
+fn zstd_context(slot: &mut Option<Zstd>) -> std::io::Result<&mut Zstd> {
+    match slot {
+        Some(z) => Ok(z),
+        empty => Ok(empty.insert(zstd::bulk::Decompressor::new()?)),
+    }
+}
+
+fn too_large(place: &Place, body_at: u64) -> EventError {
+    EventError::TooLarge {
+        input: place.input.clone(),
+        offset: body_at,
+        what: "a decompressed packet",
+        value: MAX_DECOMPRESSED + 1,
+        limit: MAX_DECOMPRESSED,
     }
 }
 
@@ -90,23 +161,22 @@ fn decompress_zstd(
     body: &[u8],
     buf: &mut Vec<u8>,
 ) -> std::io::Result<Option<usize>> {
-    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-    let size = zstd::zstd_safe::get_frame_content_size(body).map_err(|_| invalid("no ZSTD frame header"))?;
-    let Some(size) = size else {
-        let dec = zstd::stream::read::Decoder::with_buffer(body)?.single_frame();
-        return read_limited(dec, buf, MAX_DECOMPRESSED);
-    };
-    if size > MAX_DECOMPRESSED {
-        return Ok(None);
+    match zstd_frame(body)? {
+        ZstdFrame::Unsized => {
+            let dec = zstd::stream::read::Decoder::with_buffer(body)?.single_frame();
+            read_limited(dec, buf, MAX_DECOMPRESSED)
+        }
+        ZstdFrame::TooLarge => Ok(None),
+        ZstdFrame::Sized { size, len } => {
+            buf.clear();
+            buf.reserve(size);
+            decompress_zstd_sized(zstd, &body[..len], size, buf).map(Some)
+        }
     }
-    let frame_len = zstd::zstd_safe::find_frame_compressed_size(body).map_err(|_| invalid("a cut ZSTD frame"))?;
-    buf.clear();
-    buf.reserve(size as usize);
-    let n = zstd.decompress_to_buffer(&body[..frame_len], buf)?;
-    if n as u64 != size {
-        return Err(invalid(&format!("the ZSTD frame says {size} bytes, holds {n}")));
-    }
-    Ok(Some(n))
+}
+
+fn invalid_data(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
 }
 
 /// Reads `reader` to its end into `buf`, which is kept at its largest size across calls so
@@ -247,6 +317,79 @@ mod tests {
         let mut trailing = sized.clone();
         trailing.extend_from_slice(b"junk");
         assert_eq!(decompress(&trailing).unwrap().unwrap(), data);
+    }
+
+    /// An EVTS flatbuffer for `events`, as our writer (dv-processing's layout) makes it.
+    fn evts(events: &[Event]) -> Vec<u8> {
+        use crate::events::aedat4::writer::{Aedat4Writer, DeclKind, StreamDecl};
+        let decl = [StreamDecl {
+            id: 0,
+            name: "events".into(),
+            kind: DeclKind::Events,
+            size: (346, 260),
+            source: "test".into(),
+        }];
+        let header = Aedat4Writer::new(Vec::new(), Compression::None, &decl, false).unwrap().into_inner().unwrap();
+        let mut writer = Aedat4Writer::new(Vec::new(), Compression::None, &decl, false).unwrap();
+        writer.write_events(0, events).unwrap();
+        let file = writer.into_inner().unwrap();
+        file[header.len() + 8..].to_vec() // after the packet's stream id and size
+    }
+
+    fn decode_zstd_events(body: &[u8]) -> Result<Vec<Event>, EventError> {
+        let mut decoder = PacketDecoder::new("test".into(), Compression::Zstd);
+        match decoder.decode(0, StreamKind::Events, 100, body)?.data {
+            PacketData::Events(events) => Ok(events),
+            other => panic!("not events: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn zstd_event_packets_decode_alike_in_place_and_streamed() {
+        let events: Vec<Event> = (0..5000)
+            .map(|i| Event {
+                t: 1_700_000_000_000_000 + i / 3,
+                x: (i % 346) as u16,
+                y: (i % 260) as u16,
+                p: i % 3 == 0,
+            })
+            .collect();
+        let fb = evts(&events);
+        let sized = zstd::bulk::compress(&fb, 1).unwrap();
+        let mut streamed = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+        std::io::Write::write_all(&mut streamed, &fb).unwrap();
+        let streamed = streamed.finish().unwrap();
+        assert_eq!(decode_zstd_events(&sized).unwrap(), events, "in place (the frame states its size)");
+        assert_eq!(decode_zstd_events(&streamed).unwrap(), events, "streamed into the scratch buffer");
+        assert_eq!(decode_zstd_events(&zstd::bulk::compress(&evts(&[]), 1).unwrap()).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn zstd_event_packets_in_place_reject_what_they_should() {
+        let events = [Event { t: 5, x: 1, y: 2, p: true }];
+        let mut wrong_id = evts(&events);
+        wrong_id[8..12].copy_from_slice(b"FRME");
+        let err = decode_zstd_events(&zstd::bulk::compress(&wrong_id, 1).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("expected a EVTS flatbuffer") && err.contains("100"), "{err}");
+        let sized = zstd::bulk::compress(&evts(&events), 1).unwrap();
+        let err = decode_zstd_events(&sized[..sized.len() - 1]).unwrap_err().to_string();
+        assert!(err.contains("not a valid zstd frame"), "{err}");
+        let mut lying = sized.clone();
+        let fcs = 4 + 1 + usize::from(lying[4] & 0x20 == 0); // magic, descriptor, window byte
+        let field = match lying[4] >> 6 {
+            0 => 1,
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        assert_eq!(field, 1, "a small frame states its size in one byte");
+        lying[fcs] = lying[fcs].wrapping_sub(1); // says one byte fewer than it holds
+        let err = decode_zstd_events(&lying).unwrap_err().to_string();
+        assert!(err.contains("zstd"), "{err}");
+        let mut truncated_fb = evts(&events);
+        truncated_fb.truncate(truncated_fb.len() - 20);
+        let err = decode_zstd_events(&zstd::bulk::compress(&truncated_fb, 1).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("invalid flatbuffer"), "{err}");
     }
 
     #[test]

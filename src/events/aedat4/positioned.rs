@@ -6,6 +6,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+#[cfg(target_endian = "little")]
+use super::in_place::EventBytes;
 use super::{parse_head, PacketHead};
 use crate::events::{EventError, Place, StreamKind};
 
@@ -71,8 +73,7 @@ pub fn read_body(file: &File, head: &PacketHead, buf: &mut Vec<u8>, place: &Plac
 }
 
 /// Reads an uncompressed event packet by position straight into the memory of the events it
-/// returns: the one copy is the kernel's, out of the page cache. The flatbuffer is verified,
-/// its event records are moved to the front (in cache) and each polarity byte is made 0/1.
+/// returns: the one copy is the kernel's, out of the page cache.
 #[cfg(target_endian = "little")]
 pub fn read_events_in_place(
     file: &File,
@@ -81,27 +82,19 @@ pub fn read_events_in_place(
 ) -> Result<Vec<crate::events::Event>, EventError> {
     use std::os::fd::AsRawFd;
 
-    use super::schema::{identifier, size_prefixed_root, EventPacket};
-    use crate::events::Event;
-
     let size = head.size as usize;
-    let mut events: Vec<Event> = Vec::with_capacity(size / 16 + 1);
-    let base = events.as_mut_ptr().cast::<u8>();
+    let mut bytes = EventBytes::with_capacity(size);
     let io_err = |err| EventError::Io { input: place.input.clone(), offset: head.body_at, err };
-    let mut filled = 0;
-    while filled < size {
-        // SAFETY: `base` points to `capacity * 16 >= size` writable bytes owned by `events`;
-        // the kernel writes at most `size - filled` of them from `filled` on.
-        let n = unsafe {
-            libc::pread(
-                file.as_raw_fd(),
-                base.add(filled).cast(),
-                size - filled,
-                (head.body_at + filled as u64) as libc::off_t,
-            )
-        };
+    while bytes.filled() < size {
+        let (spare, _) = bytes.spare();
+        let want = size - bytes.filled();
+        let at = head.body_at + bytes.filled() as u64;
+        // SAFETY: `spare` has room for `size - filled` bytes (capacity >= size); the kernel
+        // writes at most `want` of them.
+        let n = unsafe { libc::pread(file.as_raw_fd(), spare.cast(), want, at as libc::off_t) };
         match n {
-            n if n > 0 => filled += n as usize,
+            // SAFETY: pread initialised those `n` bytes.
+            n if n > 0 => unsafe { bytes.advance(n as usize) },
             0 => return Err(io_err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))),
             _ => {
                 let e = std::io::Error::last_os_error();
@@ -111,34 +104,5 @@ pub fn read_events_in_place(
             }
         }
     }
-    // SAFETY: the first `size` bytes were just written by pread.
-    let body = unsafe { std::slice::from_raw_parts(base.cast_const(), size) };
-    let bad = |what: String| place.malformed_at(head.body_at, what);
-    if identifier(body) != Some(b"EVTS".as_slice()) {
-        return Err(bad(format!(
-            "expected a EVTS flatbuffer, found identifier {:?}",
-            identifier(body).map(String::from_utf8_lossy)
-        )));
-    }
-    let packet = size_prefixed_root::<EventPacket>(body).map_err(|e| bad(format!("invalid flatbuffer: {e}")))?;
-    let records = packet.element_bytes();
-    let count = records.len() / 16;
-    if count == 0 {
-        // No vector (or an empty one): `records` may not even point into `body`.
-        return Ok(Vec::new());
-    }
-    let start = records.as_ptr() as usize - body.as_ptr() as usize;
-    // SAFETY: the records lie inside the `size` initialised bytes (the verifier checked the
-    // vector's bounds); `copy` allows the overlap. Each record then holds an Event's bytes:
-    // any i64 / u16 bits are valid, the padding may hold anything, and the polarity byte is
-    // set to 0 or 1 before the length makes the records visible as `Event`s.
-    unsafe {
-        std::ptr::copy(base.add(start), base, count * 16);
-        for i in 0..count {
-            let p = base.add(i * 16 + 12);
-            *p = u8::from(*p != 0);
-        }
-        events.set_len(count);
-    }
-    Ok(events)
+    bytes.finish().map_err(|what| place.malformed_at(head.body_at, what))
 }
