@@ -1,14 +1,16 @@
 //! Packet decoding on worker threads, for files: a framer thread cuts packets, workers
 //! decompress and decode them, and `next` hands them out in input order. Channels are bounded,
-//! so at most a few packets per worker are in flight; dropping the pipeline stops every thread.
+//! so at most a few packets per worker are in flight; dropping the pipeline stops every thread
+//! and waits for them (briefly: a framer blocked on a pipe is left to finish on its own).
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver};
+use crossbeam_channel::{bounded, never, Receiver, RecvTimeoutError, Sender};
 
 use super::packet::{PacketDecoder, RawPacket};
 use super::positioned::read_body;
@@ -34,7 +36,14 @@ pub struct Pipeline {
     waiting: BTreeMap<u64, Result<Packet, EventError>>,
     next_seq: u64,
     done: bool,
+    /// Nothing is sent on it: each thread holds a sender, so it disconnects once all are done.
+    finished: Receiver<()>,
+    threads: Vec<JoinHandle<()>>,
 }
+
+/// How long dropping a pipeline waits for its threads. Workers stop after the packet in hand;
+/// only a framer blocked reading a pipe or socket can take longer, and is then left detached.
+const JOIN_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Decodes jobs: one per thread, with its own decoder and body buffer.
 struct Worker {
@@ -74,7 +83,11 @@ impl Pipeline {
     ) -> io::Result<Self> {
         let (job_tx, job_rx) = bounded::<Numbered<Result<Job, EventError>>>(queued.max(1));
         let (out_tx, out_rx) = bounded(2 * workers);
-        thread::Builder::new().name("aedat4-framer".into()).spawn(move || {
+        let (alive, finished) = bounded::<()>(0);
+        let mut threads = Vec::with_capacity(workers + 1);
+        let framer_alive = alive.clone();
+        threads.push(thread::Builder::new().name("aedat4-framer".into()).spawn(move || {
+            let _alive = framer_alive;
             for seq in 0.. {
                 let item = match next_job() {
                     Ok(Some(job)) => Ok(job),
@@ -86,17 +99,19 @@ impl Pipeline {
                     return;
                 }
             }
-        })?;
+        })?);
         let worker = || Worker { decoder: decoder.clone(), place: place.clone(), body: Vec::new() };
         for i in 0..workers {
             let (job_rx, out_tx, mut worker) = (job_rx.clone(), out_tx.clone(), worker());
-            thread::Builder::new().name(format!("aedat4-decode-{i}")).spawn(move || {
+            let alive: Sender<()> = alive.clone();
+            threads.push(thread::Builder::new().name(format!("aedat4-decode-{i}")).spawn(move || {
+                let _alive = alive;
                 for (seq, item) in job_rx {
                     if out_tx.send((seq, worker.run(item))).is_err() {
                         return;
                     }
                 }
-            })?;
+            })?);
         }
         Ok(Pipeline {
             results: out_rx,
@@ -105,6 +120,8 @@ impl Pipeline {
             waiting: BTreeMap::new(),
             next_seq: 0,
             done: false,
+            finished,
+            threads,
         })
     }
 
@@ -131,5 +148,61 @@ impl Pipeline {
             }
         }
         Ok(None)
+    }
+}
+
+impl Drop for Pipeline {
+    /// Threads left running after their source is gone would hold its file and memory for a
+    /// while after (and make every fuzz input look like a leak to libFuzzer).
+    fn drop(&mut self) {
+        // With our ends closed, each thread's next send or receive fails and it returns.
+        self.results = never();
+        self.jobs = never();
+        if let Err(RecvTimeoutError::Disconnected) = self.finished.recv_timeout(JOIN_DEADLINE) {
+            for handle in self.threads.drain(..) {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::events::aedat4::Compression;
+
+    fn pipeline(next_job: impl FnMut() -> Result<Option<Job>, EventError> + Send + 'static) -> Pipeline {
+        let decoder = PacketDecoder::new("test".into(), Compression::None);
+        Pipeline::start(next_job, decoder, Place::new("test"), 2, 4).unwrap()
+    }
+
+    #[test]
+    fn dropping_a_pipeline_joins_its_threads() {
+        let token = Arc::new(());
+        let held = Arc::clone(&token);
+        // Endless empty packets: each decodes to an error, and the framer keeps producing.
+        let mut p = pipeline(move || {
+            let _ = &held;
+            Ok(Some(Job::Owned(RawPacket { kind: StreamKind::Events, ..RawPacket::default() })))
+        });
+        assert!(p.next().is_err(), "an empty body is not an EVTS flatbuffer");
+        drop(p);
+        assert_eq!(Arc::strong_count(&token), 1, "the framer (and its closure) is gone once drop returns");
+    }
+
+    #[test]
+    fn a_framer_blocked_on_its_input_does_not_hold_up_the_drop() {
+        let (unblock, blocked) = crossbeam_channel::bounded::<()>(0);
+        let p = pipeline(move || {
+            let _ = blocked.recv(); // a read from a pipe that never delivers
+            Ok(None)
+        });
+        let start = Instant::now();
+        drop(p);
+        assert!(start.elapsed() < Duration::from_secs(10), "drop waited {:?}", start.elapsed());
+        drop(unblock); // lets the detached framer finish
     }
 }
