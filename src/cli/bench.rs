@@ -34,6 +34,8 @@ pub struct Args {
 #[derive(Serialize)]
 struct Report {
     model: String,
+    /// The provider asked for (with --cpu-fallback it may have run on the CPU: the log says).
+    provider: crate::infer::Provider,
     mode: &'static str,
     batch: usize,
     runs: usize,
@@ -96,6 +98,7 @@ pub fn run(args: Args) -> Result<()> {
     let pick = |q: f64| per_sample_ms[((per_sample_ms.len() - 1) as f64 * q).round() as usize];
     let report = Report {
         model: args.model.display().to_string(),
+        provider: args.session.provider,
         mode,
         batch: args.batch,
         runs: per_sample_ms.len(),

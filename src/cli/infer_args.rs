@@ -21,7 +21,8 @@ pub struct SessionArgs {
     /// If the GPU provider cannot start, run on the CPU with a warning instead of failing.
     #[arg(long)]
     pub cpu_fallback: bool,
-    /// The ONNX Runtime library (default: ORT_DYLIB_PATH, else what tools/setup.sh fetched).
+    /// The ONNX Runtime library (default: ORT_DYLIB_PATH, else for cuda / tensorrt the GPU build
+    /// `tools/setup.sh --gpu` fetched, else the CPU build `tools/setup.sh` fetched).
     #[arg(long)]
     pub ort_library: Option<PathBuf>,
 }

@@ -6,6 +6,7 @@ mod bench_decode;
 mod check_config;
 mod classify;
 mod convert;
+mod doctor;
 mod dump;
 mod infer_args;
 mod info;
@@ -53,6 +54,9 @@ pub enum Command {
     Run(run::Args),
     /// Check a configuration file: unknown keys and bad values are named.
     CheckConfig(check_config::Args),
+    /// Which ONNX Runtime and execution providers this machine can run, what the NVIDIA driver
+    /// sees, and what to install for what is missing.
+    Doctor(doctor::Args),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -68,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
         Command::CheckConfig(args) => check_config::run(args),
+        Command::Doctor(args) => return doctor::run(args),
     };
     match result {
         // A closed pipe (`safed dump ... | head`) is a normal end, not an error.

@@ -1,6 +1,7 @@
 //! Inference with ONNX Runtime: loading the runtime library (`runtime`), sessions with execution
 //! providers chosen by configuration, and the SAFE model contract (`model`).
 
+pub mod gpu;
 pub mod model;
 pub mod preprocess;
 pub mod runtime;

@@ -1,6 +1,7 @@
 //! The ONNX Runtime library is loaded at run time (ort's `load-dynamic`): from an explicit
-//! path, `ORT_DYLIB_PATH`, or the copy `tools/setup.sh` puts in `tools/ort/lib/`. A missing
-//! library is an error that says where we looked, never a panic.
+//! path, `ORT_DYLIB_PATH`, the GPU build `tools/setup.sh --gpu` puts in `tools/ort/gpu/` when a
+//! GPU provider is asked for, or the CPU build `tools/setup.sh` puts in `tools/ort/lib/`. A
+//! missing library is an error that says where we looked, never a panic.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -18,11 +19,27 @@ pub enum InferError {
     LibraryLoad { path: PathBuf, err: String },
     #[error("{what}: {err}")]
     Ort { what: String, err: ort::Error },
+    #[error("{what}: execution provider {provider:?} cannot start: {}; `safed doctor` says what is missing (set cpu_fallback to run on the CPU instead)", problems.join("; "))]
+    ProviderUnavailable { what: String, provider: Provider, problems: Vec<String> },
 }
 
 fn ort_err(what: impl Into<String>) -> impl FnOnce(ort::Error) -> InferError {
     let what = what.into();
     move |err| InferError::Ort { what, err }
+}
+
+/// The library a session with `config` loads: the configured one, else `ORT_DYLIB_PATH`, else
+/// for a GPU provider the GPU build when it is installed, else the CPU build.
+pub fn library_path(config: &SessionConfig) -> PathBuf {
+    if let Some(path) = &config.library {
+        return path.clone();
+    }
+    if config.provider != Provider::Cpu && std::env::var_os("ORT_DYLIB_PATH").is_none() {
+        if let Some(dir) = super::gpu::runtime_dir() {
+            return dir.join("libonnxruntime.so");
+        }
+    }
+    default_library_path()
 }
 
 /// Where the library is looked for when no path is given.
@@ -41,11 +58,16 @@ pub fn default_library_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/ort/lib/libonnxruntime.so")
 }
 
-static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+static ENVIRONMENT: OnceLock<(Environment, PathBuf)> = OnceLock::new();
+
+/// The library this process loaded, once it has.
+pub fn loaded_library() -> Option<&'static Path> {
+    ENVIRONMENT.get().map(|(_, path)| path.as_path())
+}
 
 /// Loads the runtime once per process (later calls return the same environment).
 pub fn environment(library: Option<&Path>) -> Result<&'static Environment, InferError> {
-    if let Some(env) = ENVIRONMENT.get() {
+    if let Some((env, _)) = ENVIRONMENT.get() {
         return Ok(env);
     }
     let path = library.map(Path::to_path_buf).unwrap_or_else(default_library_path);
@@ -55,7 +77,7 @@ pub fn environment(library: Option<&Path>) -> Result<&'static Environment, Infer
     let builder =
         ort::init_from(&path).map_err(|e| InferError::LibraryLoad { path: path.clone(), err: e.to_string() })?;
     let env = builder.with_name("safed").build().map_err(ort_err("creating the ONNX Runtime environment"))?;
-    Ok(ENVIRONMENT.get_or_init(|| env))
+    Ok(&ENVIRONMENT.get_or_init(|| (env, path)).0)
 }
 
 /// Which execution provider runs the graph.
@@ -102,7 +124,7 @@ impl Default for SessionConfig {
 
 /// Creates a session for an ONNX model held in memory; `what` names it in errors.
 pub fn session(model: &[u8], config: &SessionConfig, what: &str) -> Result<Session, InferError> {
-    let env = environment(config.library.as_deref())?;
+    let env = environment(Some(&library_path(config)))?;
     let level = match config.optimization {
         0 => GraphOptimizationLevel::Disable,
         1 => GraphOptimizationLevel::Level1,
@@ -128,14 +150,27 @@ pub fn session(model: &[u8], config: &SessionConfig, what: &str) -> Result<Sessi
 }
 
 mod providers {
-    use ort::ep;
+    use ort::ep::{self, ExecutionProvider};
     use ort::session::builder::SessionBuilder;
 
     use super::{InferError, Provider, SessionConfig};
 
-    /// Registers the configured provider. One that cannot be registered is an error, unless
-    /// `cpu_fallback` is set: then the session runs on the CPU and a warning says so.
+    /// Registers the configured provider. One that cannot start (a CPU build of ONNX Runtime,
+    /// no driver or device, a missing CUDA library) is an error naming why, before ONNX Runtime
+    /// is asked; with `cpu_fallback` the session runs on the CPU and a warning says why.
     pub fn apply(builder: SessionBuilder, config: &SessionConfig, what: &str) -> Result<SessionBuilder, InferError> {
+        let problems = blockers(config);
+        if !problems.is_empty() {
+            if config.cpu_fallback {
+                tracing::warn!(model = what, provider = ?config.provider, reason = %problems.join("; "), "execution provider cannot start: running on the CPU");
+                return Ok(builder);
+            }
+            return Err(InferError::ProviderUnavailable {
+                what: what.to_string(),
+                provider: config.provider,
+                problems,
+            });
+        }
         let provider = match config.provider {
             Provider::Cpu => return Ok(builder),
             Provider::Cuda => ep::CUDA::default().with_device_id(config.device_id).build().error_on_failure(),
@@ -158,5 +193,26 @@ mod providers {
                 err: e.into(),
             }),
         }
+    }
+
+    /// Why the configured provider cannot start in this process; empty when it can.
+    fn blockers(config: &SessionConfig) -> Vec<String> {
+        let name = match config.provider {
+            Provider::Cpu => return Vec::new(),
+            Provider::Cuda => "CUDAExecutionProvider",
+            Provider::Tensorrt => "TensorrtExecutionProvider",
+        };
+        let built_in = match config.provider {
+            Provider::Cuda => ep::CUDA::is_available(),
+            _ => ep::TensorRT::is_available(),
+        };
+        if !built_in.unwrap_or(false) {
+            let library = super::loaded_library().map_or_else(|| "?".into(), |p| p.display().to_string());
+            return vec![format!(
+                "the ONNX Runtime library {library} has no {name} (a CPU build): install the GPU build with \
+                 `bash tools/setup.sh --gpu`, or point ort_library at one"
+            )];
+        }
+        crate::infer::gpu::blockers(config.provider, config.device_id)
     }
 }
