@@ -7,8 +7,18 @@
 #      the distribution's is new enough, else the script says how to get one.
 #   3. .venv/: the vendors' tools from PyPI (dv-processing, faery) for interop tests.
 #   4. tools/ort/lib/: the ONNX Runtime shared library, out of the onnxruntime wheel.
+#   5. With --gpu (or SAFED_GPU=1): tools/ort/gpu/, ONNX Runtime's CUDA build and the NVIDIA
+#      CUDA / cuDNN libraries it needs, from their PyPI wheels (tools/requirements-gpu.txt):
+#      ~1.6 GB to download, ~2.4 GB unpacked. The CPU library stays where it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+gpu="${SAFED_GPU:-0}"
+for arg in "$@"; do
+    case "$arg" in
+        --gpu) gpu=1 ;;
+        *) echo "usage: tools/setup.sh [--gpu]" >&2; exit 2 ;;
+    esac
+done
 
 ORT_VERSION=1.32.0
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -67,5 +77,18 @@ with zipfile.ZipFile(wheel) as z:
     with z.open(name) as src, open(out, "wb") as dst:
         dst.write(src.read())
 PY
+fi
+gpu_dir=tools/ort/gpu
+if [ "$gpu" = 1 ] && ! cmp -s tools/requirements-gpu.txt "$gpu_dir/requirements-gpu.txt"; then
+    say "fetching the GPU runtime (onnxruntime-gpu and NVIDIA's CUDA / cuDNN wheels, ~1.6 GB)"
+    wheels=$(mktemp -d)
+    trap 'rm -rf "$wheels"' EXIT
+    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        -r tools/requirements-gpu.txt -d "$wheels"
+    rm -rf "$gpu_dir"
+    python3 tools/ort/gpu-runtime.py "$wheels" "$gpu_dir"
+    cp tools/requirements-gpu.txt "$gpu_dir/"
+    rm -rf "$wheels"
+    say "GPU runtime in $gpu_dir; check it with: cargo run --release -- doctor"
 fi
 say "ready"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: setup, unit + integration tests (fixtures, bad input, live streams,
 # interop with dv-processing and faery), then a short fuzz run of every decoder.
-# FUZZ_SECONDS (default 10) sets each fuzz target's run; 0 skips fuzzing.
+# FUZZ_SECONDS (default 10) sets each fuzz target's run; 0 skips fuzzing. SAFED_GPU=1 installs
+# the GPU runtime too (tools/setup.sh --gpu), so that tests/gpu.rs checks the GPU build's
+# behaviour on a machine without a GPU; .ci/run sets it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
