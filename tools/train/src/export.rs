@@ -11,7 +11,8 @@ use safed::infer::{runtime, SessionConfig};
 use crate::config::SafeConfig;
 use crate::model::Safe;
 use crate::onnx::builder::{encode, GraphBuilder};
-use crate::onnx::safe::{self, Export};
+use crate::onnx::fp16;
+use crate::onnx::safe::{self, Export, Precision};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
 
@@ -73,7 +74,7 @@ impl Graph {
 
 pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
     let mut g = GraphBuilder::new();
-    g.int8 = e.int8;
+    g.int8 = e.precision == Precision::Int8;
     match graph {
         Graph::Full => safe::full_graph(&mut g, e)?,
         Graph::Encoder => safe::encoder_graph(&mut g, e)?,
@@ -93,10 +94,14 @@ pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
         ("safe.events", c.events.name().to_string()),
         ("safe.config", serde_json::to_string(c)?),
         ("safe.source", source.to_string()),
-        ("safe.weights", if e.int8 { "int8-dynamic" } else { "fp32" }.to_string()),
+        ("safe.weights", e.precision.name().to_string()),
     ];
     let meta: Vec<(String, String)> = meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    Ok(encode(&g.finish(&format!("safe_{}", graph.role()), &meta)))
+    let mut model = g.finish(&format!("safe_{}", graph.role()), &meta);
+    if e.precision == Precision::Fp16 {
+        fp16::convert(&mut model)?;
+    }
+    Ok(encode(&model))
 }
 
 /// `model.onnx` -> `model.encoder.onnx` / `model.fusion.onnx`.
@@ -113,12 +118,12 @@ pub fn write_model(
     labels: &[String],
     out: &Path,
     split: bool,
-    int8: bool,
+    precision: Precision,
     checkpoint: &str,
 ) -> Result<Vec<PathBuf>> {
     let weights = model.params.to_weights(checkpoint)?;
     let text_features = text_features(&weights, &model.config, labels, &SessionConfig::default())?;
-    let e = Export { weights: &weights, config: &model.config, labels, text_features: &text_features, int8 };
+    let e = Export { weights: &weights, config: &model.config, labels, text_features: &text_features, precision };
     write_all(&e, out, split, &format!("safe-train checkpoint {checkpoint}"))
 }
 

@@ -13,7 +13,7 @@ use safe_train::eval::evaluate;
 use safe_train::export::{self, read_labels};
 use safe_train::fit::{self, FitOptions, InitFrom};
 use safe_train::model::TextTokens;
-use safe_train::onnx::safe::Export;
+use safe_train::onnx::safe::{Export, Precision};
 use safe_train::weights::Weights;
 use safed::accumulate::Representation;
 use safed::infer::SessionConfig;
@@ -140,8 +140,13 @@ struct ExportArgs {
     /// Write only the full graph.
     #[arg(long)]
     no_split: bool,
-    #[arg(long, value_parser = ["int8"])]
+    /// Quantise the weights: int8 per output channel, activations quantised dynamically.
+    #[arg(long, value_parser = ["int8"], conflicts_with = "precision")]
     quantize: Option<String>,
+    /// fp32, fp16 (weights and compute; inputs and outputs stay float32: for GPUs) or int8
+    /// (the same as --quantize int8).
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
 }
 
 fn synth(a: SynthArgs) -> Result<()> {
@@ -219,7 +224,14 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 fn export_cmd(a: ExportArgs) -> Result<()> {
     let (model, state) = checkpoint::load_model(&a.checkpoint, &Device::Cpu)?;
     let source = a.checkpoint.display().to_string();
-    for path in export::write_model(&model, &state.labels, &a.output, !a.no_split, a.quantize.is_some(), &source)? {
+    for path in export::write_model(
+        &model,
+        &state.labels,
+        &a.output,
+        !a.no_split,
+        precision(a.quantize.as_deref(), a.precision),
+        &source,
+    )? {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -247,8 +259,12 @@ struct ImportArgs {
     no_split: bool,
     /// Quantise the weights: int8 per output channel, activations quantised dynamically
     /// (ONNX Runtime's MatMulInteger path; VNNI where the CPU has it).
-    #[arg(long, value_parser = ["int8"])]
+    #[arg(long, value_parser = ["int8"], conflicts_with = "precision")]
     quantize: Option<String>,
+    /// fp32, fp16 (weights and compute; inputs and outputs stay float32: for GPUs) or int8
+    /// (the same as --quantize int8).
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
 }
 
 fn import(args: ImportArgs) -> Result<()> {
@@ -266,13 +282,21 @@ fn import(args: ImportArgs) -> Result<()> {
         config.classes
     );
     let text_features = export::text_features(&weights, &config, &labels, &SessionConfig::default())?;
-    let int8 = args.quantize.is_some();
-    let e = Export { weights: &weights, config: &config, labels: &labels, text_features: &text_features, int8 };
+    let precision = precision(args.quantize.as_deref(), args.precision);
+    let e = Export { weights: &weights, config: &config, labels: &labels, text_features: &text_features, precision };
     let source = args.checkpoint.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     for path in export::write_all(&e, &args.output, !args.no_split, &source)? {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `--quantize int8` is `--precision int8` (clap keeps the two from being given together).
+fn precision(quantize: Option<&str>, precision: Option<Precision>) -> Precision {
+    match quantize {
+        Some(_) => Precision::Int8,
+        None => precision.unwrap_or_default(),
+    }
 }
 
 fn main() -> ExitCode {

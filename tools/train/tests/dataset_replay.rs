@@ -13,6 +13,7 @@ use safe_train::eval::{argmax, evaluate};
 use safe_train::export::write_model;
 use safe_train::fit::{fit, FitOptions, InitFrom};
 use safe_train::model::TextTokens;
+use safe_train::onnx::safe::Precision;
 use safed::dataset::results;
 
 #[test]
@@ -25,7 +26,7 @@ fn every_layout_replays_as_eval_scores_it() {
     fit(&data, &run, opts, &InitFrom::default(), None, &Device::Cpu).unwrap();
     let (model, state) = checkpoint::load_model(&run.join("last"), &Device::Cpu).unwrap();
     let onnx = tmp.path().join("m.onnx");
-    write_model(&model, &state.labels, &onnx, true, false, "test").unwrap();
+    write_model(&model, &state.labels, &onnx, true, Precision::Fp32, "test").unwrap();
     let text = TextTokens::new(&state.labels, model.config.context, &Device::Cpu).unwrap();
 
     for (layout, name) in [

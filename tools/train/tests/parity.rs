@@ -12,7 +12,7 @@ use common::{fixture, max_diff, npy_f32};
 
 use safe_train::config::SafeConfig;
 use safe_train::export::{self, read_labels, Graph};
-use safe_train::onnx::safe::Export;
+use safe_train::onnx::safe::{Export, Precision};
 use safe_train::weights::Weights;
 use safed::infer::ort::value::TensorRef;
 use safed::infer::{runtime, SessionConfig};
@@ -91,8 +91,8 @@ fn inputs(l: &Loaded) -> (Vec<usize>, Vec<f32>, Vec<f32>) {
 }
 
 /// The full graph's log-probabilities on the fixture's inputs, and the authors'.
-fn full_log_probs(l: &Loaded, int8: bool) -> (Vec<f32>, Vec<f32>) {
-    let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, int8 };
+fn full_log_probs(l: &Loaded, precision: Precision) -> (Vec<f32>, Vec<f32>) {
+    let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, precision };
     let (shape, rgb, event) = inputs(l);
     let model = export::build(&e, Graph::Full, "test").unwrap();
     let got = run(&model, vec![("rgb", (shape.clone(), rgb)), ("event", (shape, event))], "log_probs");
@@ -102,9 +102,15 @@ fn full_log_probs(l: &Loaded, int8: bool) -> (Vec<f32>, Vec<f32>) {
 #[test]
 fn full_graph_log_probs_match_and_split_graphs_agree() {
     let Some(l) = load() else { return };
-    let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, int8: false };
+    let e = Export {
+        weights: &l.weights,
+        config: &l.config,
+        labels: &l.labels,
+        text_features: &l.text,
+        precision: Precision::Fp32,
+    };
     let (shape, rgb, event) = inputs(&l);
-    let (got, want) = full_log_probs(&l, false);
+    let (got, want) = full_log_probs(&l, Precision::Fp32);
     let d = max_diff(&got, &want);
     assert!(d < 1e-4, "log_probs differ from the authors' by {d}");
     eprintln!("full graph: max |log_prob - authors'| = {d:e}");
@@ -147,7 +153,7 @@ fn full_graph_log_probs_match_and_split_graphs_agree() {
 #[test]
 fn int8_keeps_the_top_class_and_reports_its_drift() {
     let Some(l) = load() else { return };
-    let (got, want) = full_log_probs(&l, true);
+    let (got, want) = full_log_probs(&l, Precision::Int8);
     let argmax = |row: &[f32]| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
     for (g, w) in got.chunks(10).zip(want.chunks(10)) {
         assert_eq!(argmax(g), argmax(w), "int8 changed the top class");
@@ -155,6 +161,32 @@ fn int8_keeps_the_top_class_and_reports_its_drift() {
     let d = max_diff(&got, &want);
     eprintln!("int8: max |log_prob - authors'| = {d:e}");
     assert!(d < 0.2, "int8 drift {d} is larger than expected");
+}
+
+#[test]
+fn fp16_keeps_the_top_class_and_reports_its_drift() {
+    let Some(l) = load() else { return };
+    let (fp32, want) = full_log_probs(&l, Precision::Fp32);
+    // Through safed's own loader: the fp16 graph keeps the float32 contract.
+    let e = Export {
+        weights: &l.weights,
+        config: &l.config,
+        labels: &l.labels,
+        text_features: &l.text,
+        precision: Precision::Fp16,
+    };
+    let graph = export::build(&e, Graph::Full, "test").unwrap();
+    let mut model = safed::infer::SafeModel::from_bytes(&graph, "fp16", &SessionConfig::default()).unwrap();
+    let (_, rgb, event) = inputs(&l);
+    let fp16: Vec<f32> = model.classify(&rgb, &event).unwrap().concat();
+    let argmax = |row: &[f32]| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    for ((h, f), w) in fp16.chunks(10).zip(fp32.chunks(10)).zip(want.chunks(10)) {
+        assert_eq!(argmax(h), argmax(f), "fp16 changed the top class");
+        assert_eq!(argmax(h), argmax(w), "fp16 disagrees with the authors' top class");
+    }
+    let (d32, d) = (max_diff(&fp16, &fp32), max_diff(&fp16, &want));
+    eprintln!("fp16: max |log_prob - fp32| = {d32:e}, - authors' = {d:e}");
+    assert!(d32 < 0.05, "fp16 drift {d32} from fp32 is larger than expected");
 }
 
 /// The fixture's CLIP weights under Hugging Face CLIPModel names (the inverse of the import's
@@ -230,7 +262,7 @@ fn hugging_face_clip_weights_import_to_the_same_model() {
     let text = export::text_features(&weights, &config, &l.labels, &SessionConfig::default()).unwrap();
     assert!(max_diff(&text, &l.text) < 1e-6, "text features differ after the HF round trip");
     let again = Loaded { dir: l.dir.clone(), weights, config, labels: l.labels.clone(), text };
-    let (got, want) = full_log_probs(&again, false);
+    let (got, want) = full_log_probs(&again, Precision::Fp32);
     let d = max_diff(&got, &want);
     assert!(d < 1e-4, "log_probs with HF CLIP weights differ from the authors' by {d}");
 }
@@ -238,7 +270,13 @@ fn hugging_face_clip_weights_import_to_the_same_model() {
 #[test]
 fn a_gpu_provider_that_cannot_start_is_an_error_unless_cpu_fallback_is_set() {
     let Some(l) = load() else { return };
-    let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, int8: false };
+    let e = Export {
+        weights: &l.weights,
+        config: &l.config,
+        labels: &l.labels,
+        text_features: &l.text,
+        precision: Precision::Fp32,
+    };
     let model = export::build(&e, Graph::Fusion, "test").unwrap();
     let cuda = SessionConfig { provider: safed::infer::Provider::Cuda, ..SessionConfig::default() };
     // The CPU build of ONNX Runtime (what tools/setup.sh fetches) has no CUDA provider; on a

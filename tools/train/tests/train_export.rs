@@ -13,6 +13,7 @@ use safe_train::eval::{argmax, evaluate};
 use safe_train::export::write_model;
 use safe_train::fit::{fit, FitOptions, InitFrom};
 use safe_train::model::TextTokens;
+use safe_train::onnx::safe::Precision;
 use safed::accumulate::{read_clip, FrameWindow, Representation};
 use safed::infer::preprocess::{evenly_spaced, frames_from_dir, image_to_chw};
 use safed::infer::{SafeModel, SessionConfig};
@@ -53,7 +54,7 @@ fn exported_graphs_agree_with_the_trained_model() {
     let from_recordings = evaluate(&model, &text, &prepare(&recorded, size).unwrap(), 4, &Device::Cpu).unwrap();
 
     let onnx = tmp.path().join("m.onnx");
-    write_model(&model, &state.labels, &onnx, true, false, "test").unwrap();
+    write_model(&model, &state.labels, &onnx, true, Precision::Fp32, "test").unwrap();
     let mut full = SafeModel::load(&onnx, &SessionConfig::default()).unwrap();
 
     let mut worst = 0f32;
@@ -144,7 +145,7 @@ fn a_voxel_model_is_exported_and_served_as_one() {
     let report = evaluate(&model, &text, &prepare(&test, size).unwrap(), 4, &Device::Cpu).unwrap();
 
     let onnx = tmp.path().join("v.onnx");
-    write_model(&model, &state.labels, &onnx, true, false, "test").unwrap();
+    write_model(&model, &state.labels, &onnx, true, Precision::Fp32, "test").unwrap();
     let (streaming, _) = safed::pipeline::load_model(Some(&onnx), SessionConfig::default()).unwrap();
     assert_eq!(streaming.events(), Representation::Voxel, "safed renders what the model was trained on");
     let mut full = SafeModel::load(&onnx, &SessionConfig::default()).unwrap();

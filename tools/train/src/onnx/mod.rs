@@ -2,6 +2,7 @@
 //! the layers SAFE is made of.
 
 pub mod builder;
+pub mod fp16;
 pub mod layers;
 #[allow(clippy::all, missing_docs, rustdoc::all)]
 pub mod proto;

@@ -17,8 +17,30 @@ pub struct Export<'a> {
     pub labels: &'a [String],
     /// CLIP text features of the labels, [C, E] row-major.
     pub text_features: &'a [f32],
-    /// Quantise weight MatMuls to int8 (dynamic quantisation of activations).
-    pub int8: bool,
+    pub precision: Precision,
+}
+
+/// How the graphs hold their weights and compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// Weights and float compute in fp16 (inputs and outputs stay float32): for GPUs.
+    Fp16,
+    /// Weight MatMuls in int8 per output channel, activations quantised dynamically
+    /// (ONNX Runtime's MatMulInteger path; VNNI where the CPU has it).
+    Int8,
+}
+
+impl Precision {
+    /// The graphs' `safe.weights` metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8-dynamic",
+        }
+    }
 }
 
 fn shape_with_batch(g: &mut GraphBuilder, like: &str, rest: &[i64]) -> String {
