@@ -174,7 +174,22 @@ mod providers {
         let provider = match config.provider {
             Provider::Cpu => return Ok(builder),
             Provider::Cuda => ep::CUDA::default().with_device_id(config.device_id).build().error_on_failure(),
-            Provider::Tensorrt => ep::TensorRT::default().with_device_id(config.device_id).build().error_on_failure(),
+            Provider::Tensorrt => {
+                // Building an engine takes minutes; ONNX Runtime names cached ones by the graph.
+                let cache = tensorrt_cache_dir();
+                if let Err(e) = std::fs::create_dir_all(&cache) {
+                    tracing::warn!(dir = %cache.display(), error = %e, "TensorRT engine cache unavailable");
+                }
+                let cache = cache.display().to_string();
+                ep::TensorRT::default()
+                    .with_device_id(config.device_id)
+                    .with_engine_cache(true)
+                    .with_engine_cache_path(&cache)
+                    .with_timing_cache(true)
+                    .with_timing_cache_path(&cache)
+                    .build()
+                    .error_on_failure()
+            }
         };
         match builder.with_execution_providers([provider]) {
             Ok(b) => {
@@ -193,6 +208,18 @@ mod providers {
                 err: e.into(),
             }),
         }
+    }
+
+    /// Where TensorRT keeps its engines: `SAFED_TENSORRT_CACHE`, else `safed/tensorrt` in the
+    /// user's cache folder (`XDG_CACHE_HOME`, `~/.cache`), else in the temp folder.
+    pub fn tensorrt_cache_dir() -> std::path::PathBuf {
+        if let Some(dir) = std::env::var_os("SAFED_TENSORRT_CACHE") {
+            return dir.into();
+        }
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")));
+        cache.unwrap_or_else(std::env::temp_dir).join("safed/tensorrt")
     }
 
     /// Why the configured provider cannot start in this process; empty when it can.

@@ -4,8 +4,11 @@
 # runtime, checks the device with `safed doctor`, imports a full-size ViT-B/16 SAFE checkpoint
 # (random weights, 114 classes, as tools/bench/model.sh), then times the fp32 full graph and the
 # streaming update (2 encoder passes + fusion) on CUDA, and on TensorRT where its libraries are
-# found, with 1, 4 and 16 samples (streams' pairs) per call. One JSON line per figure (safed
-# bench's, per sample), the CPU at batch 1 first as the reference of the same run.
+# found (engines cached in SAFED_TENSORRT_CACHE: the first run builds them, minutes), with 1, 4
+# and 16 samples (streams' pairs) per call, for the fp32 graphs and the fp16 ones
+# (`safe-train import --precision fp16`: top class kept on official-tiny, 2e-3 from fp32). One
+# JSON line per figure (safed bench's, per sample), the CPU at batch 1 first as the reference
+# of the same run.
 #   usage: tools/bench/gpu.sh [WORK_DIR]   (default: target/bench-model); RUNS (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,7 +24,9 @@ if ! "$safed" doctor --provider cuda >&2; then
 fi
 [ -f "$dir/vitb16.pth" ] || .venv/bin/python tools/train/scripts/make_checkpoint.py "$dir/vitb16.pth" --classes 114
 python3 -c 'print("\n".join(f"class {i}" for i in range(114)))' >"$dir/labels.txt"
-[ -f "$dir/fp32.onnx" ] || ./target/release/safe-train import "$dir/vitb16.pth" -o "$dir/fp32.onnx" --labels "$dir/labels.txt"
+for p in fp32 fp16; do
+    [ -f "$dir/$p.onnx" ] || ./target/release/safe-train import "$dir/vitb16.pth" -o "$dir/$p.onnx" --labels "$dir/labels.txt" --precision "$p"
+done
 bench() { "$safed" bench --json --runs "$runs" "$@"; }
 bench --model "$dir/fp32.onnx" --threads "$(nproc)"
 bench --model "$dir/fp32.encoder.onnx" --streaming --threads "$(nproc)"
@@ -29,8 +34,10 @@ providers=(cuda)
 "$safed" doctor --provider tensorrt >/dev/null 2>&1 && providers+=(tensorrt) ||
     echo "gpu.sh: TensorRT's libraries are not found: its rows are left out (docs/gpu.md)" >&2
 for provider in "${providers[@]}"; do
-    for batch in 1 4 16; do
-        bench --model "$dir/fp32.onnx" --provider "$provider" --batch "$batch"
-        bench --model "$dir/fp32.encoder.onnx" --streaming --provider "$provider" --batch "$batch"
+    for p in fp32 fp16; do
+        for batch in 1 4 16; do
+            bench --model "$dir/$p.onnx" --provider "$provider" --batch "$batch"
+            bench --model "$dir/$p.encoder.onnx" --streaming --provider "$provider" --batch "$batch"
+        done
     done
 done
