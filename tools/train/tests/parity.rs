@@ -83,6 +83,11 @@ fn text_features_match() {
     assert!(d < 1e-5, "text features differ by {d}");
 }
 
+/// The fixture's model, ready to write at `precision`.
+fn export_of(l: &Loaded, precision: Precision) -> Export<'_> {
+    Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, precision }
+}
+
 /// The fixture's inputs: shape [B, F, 3, S, S], rgb, event.
 fn inputs(l: &Loaded) -> (Vec<usize>, Vec<f32>, Vec<f32>) {
     let (shape, rgb) = npy_f32(&l.dir.join("rgb.npy"));
@@ -92,7 +97,7 @@ fn inputs(l: &Loaded) -> (Vec<usize>, Vec<f32>, Vec<f32>) {
 
 /// The full graph's log-probabilities on the fixture's inputs, and the authors'.
 fn full_log_probs(l: &Loaded, precision: Precision) -> (Vec<f32>, Vec<f32>) {
-    let e = Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, precision };
+    let e = export_of(l, precision);
     let (shape, rgb, event) = inputs(l);
     let model = export::build(&e, Graph::Full, "test").unwrap();
     let got = run(&model, vec![("rgb", (shape.clone(), rgb)), ("event", (shape, event))], "log_probs");
@@ -102,13 +107,7 @@ fn full_log_probs(l: &Loaded, precision: Precision) -> (Vec<f32>, Vec<f32>) {
 #[test]
 fn full_graph_log_probs_match_and_split_graphs_agree() {
     let Some(l) = load() else { return };
-    let e = Export {
-        weights: &l.weights,
-        config: &l.config,
-        labels: &l.labels,
-        text_features: &l.text,
-        precision: Precision::Fp32,
-    };
+    let e = export_of(&l, Precision::Fp32);
     let (shape, rgb, event) = inputs(&l);
     let (got, want) = full_log_probs(&l, Precision::Fp32);
     let d = max_diff(&got, &want);
@@ -168,13 +167,7 @@ fn fp16_keeps_the_top_class_and_reports_its_drift() {
     let Some(l) = load() else { return };
     let (fp32, want) = full_log_probs(&l, Precision::Fp32);
     // Through safed's own loader: the fp16 graph keeps the float32 contract.
-    let e = Export {
-        weights: &l.weights,
-        config: &l.config,
-        labels: &l.labels,
-        text_features: &l.text,
-        precision: Precision::Fp16,
-    };
+    let e = export_of(&l, Precision::Fp16);
     let graph = export::build(&e, Graph::Full, "test").unwrap();
     let mut model = safed::infer::SafeModel::from_bytes(&graph, "fp16", &SessionConfig::default()).unwrap();
     let (_, rgb, event) = inputs(&l);
@@ -270,13 +263,7 @@ fn hugging_face_clip_weights_import_to_the_same_model() {
 #[test]
 fn a_gpu_provider_that_cannot_start_is_an_error_unless_cpu_fallback_is_set() {
     let Some(l) = load() else { return };
-    let e = Export {
-        weights: &l.weights,
-        config: &l.config,
-        labels: &l.labels,
-        text_features: &l.text,
-        precision: Precision::Fp32,
-    };
+    let e = export_of(&l, Precision::Fp32);
     let model = export::build(&e, Graph::Fusion, "test").unwrap();
     let cuda = SessionConfig { provider: safed::infer::Provider::Cuda, ..SessionConfig::default() };
     // The CPU build of ONNX Runtime (what tools/setup.sh fetches) has no CUDA provider; on a

@@ -41,34 +41,36 @@ pub fn convert(model: &mut ModelProto) -> Result<()> {
     for v in &mut graph.value_info {
         set_elem(v, FLOAT, FLOAT16);
     }
-    // Float inputs: the graph reads `name`, the rest of it `name` as fp16.
+    // Float inputs: the graph reads `name`, the rest of it `name` as fp16; float outputs: the
+    // node that made `name` makes it in fp16, and a Cast makes `name`.
+    let float_names = |values: &[ValueInfoProto]| -> Vec<String> {
+        values.iter().filter(|v| elem(v) == Some(FLOAT)).filter_map(|v| v.name.clone()).collect()
+    };
     let mut head = Vec::new();
-    for input in graph.input.iter().filter(|v| elem(v) == Some(FLOAT)) {
-        let name = input.name.clone().unwrap_or_default();
-        let half = format!("{name}_fp16");
-        for node in &mut graph.node {
-            for i in node.input.iter_mut().filter(|i| **i == name) {
-                i.clone_from(&half);
-            }
-        }
+    for name in float_names(&graph.input) {
+        let half = rename(&mut graph.node, &name, |n| &mut n.input);
         head.push(cast(&name, &half, FLOAT16));
     }
-    // Float outputs: the node that made `name` now makes it in fp16, and a Cast makes `name`.
     let mut tail = Vec::new();
-    for output in graph.output.iter().filter(|v| elem(v) == Some(FLOAT)) {
-        let name = output.name.clone().unwrap_or_default();
-        let half = format!("{name}_fp16");
-        for node in &mut graph.node {
-            for o in node.output.iter_mut().filter(|o| **o == name) {
-                o.clone_from(&half);
-            }
-        }
+    for name in float_names(&graph.output) {
+        let half = rename(&mut graph.node, &name, |n| &mut n.output);
         tail.push(cast(&half, &name, FLOAT));
     }
     head.append(&mut graph.node);
     head.append(&mut tail);
     graph.node = head;
     Ok(())
+}
+
+/// Renames `name` to `name_fp16` wherever `side` (a node's inputs or outputs) holds it.
+fn rename(nodes: &mut [NodeProto], name: &str, side: fn(&mut NodeProto) -> &mut Vec<String>) -> String {
+    let half = format!("{name}_fp16");
+    for node in nodes {
+        for v in side(node).iter_mut().filter(|v| *v == name) {
+            v.clone_from(&half);
+        }
+    }
+    half
 }
 
 fn cast(from: &str, to: &str, elem_type: i32) -> NodeProto {
