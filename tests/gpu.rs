@@ -131,12 +131,25 @@ fn without_a_gpu_cuda_and_tensorrt_name_the_real_cause() {
 
 #[test]
 fn a_daemon_with_an_unusable_provider_stops_before_ready() {
-    let lib = cpu_library();
-    let out = safed(&["replay", "--provider", "cuda", "--ort-library", lib.to_str().unwrap()]);
+    let tmp = tempfile::tempdir().unwrap();
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let config = tmp.path().join("safed.toml");
+    let body = format!("[model]\nprovider = \"cuda\"\nort_library = {:?}\n", cpu_library().display().to_string());
+    std::fs::write(&config, body).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_safed"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .output()
+        .unwrap();
     let said = text(&out);
-    assert!(!out.status.success(), "{said}");
-    assert!(
-        said.contains("CUDAExecutionProvider") && !said.contains("\"label\""),
-        "no recognition before the error: {said}"
-    );
+    assert!(!out.status.success() && said.contains("has no CUDAExecutionProvider"), "{said}");
+    let mut buf = [0u8; 512];
+    while let Ok(n) = sock.recv(&mut buf) {
+        let note = String::from_utf8_lossy(&buf[..n]);
+        assert!(!note.contains("READY=1"), "READY sent before the provider failed: {note}");
+    }
+    assert!(!said.contains("\"label\""), "no recognition: {said}");
 }
