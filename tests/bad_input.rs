@@ -341,6 +341,26 @@ fn hdf5_without_events_or_with_lying_datasets_is_an_error_naming_the_dataset() {
     }
 }
 
+/// The fuzz target's find: 31 bytes whose superblock declares 2-byte addresses made libhdf5
+/// allocate gigabytes. Refused before libhdf5 sees it, naming the byte.
+#[test]
+fn hdf5_superblock_with_two_byte_addresses_is_refused_before_libhdf5() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.h5");
+    let p = path.to_str().unwrap();
+    let mut bytes = b"\x89HDF\r\n\x1a\n\0\0\0\0\0\x02\x02\0\r\n\x1a\n\0\0\0\xff\xff\xff\xff\xff\xff\xff\x14".to_vec();
+    std::fs::write(&path, &bytes).unwrap();
+    let err = safed::events::open(p).and_then(drain).unwrap_err().to_string();
+    assert!(err.starts_with(p) && err.contains("addresses of 2 bytes at offset 13, expected 4 or 8"), "{err}");
+    // The same sizes after a 512-byte user block, taken by name.
+    let mut shifted = vec![0u8; 512];
+    shifted.append(&mut bytes);
+    std::fs::write(&path, &shifted).unwrap();
+    let opts = safed::events::OpenOptions { format: Some(safed::events::Format::Hdf5), ..Default::default() };
+    let err = safed::events::open_with(p, &opts).and_then(drain).unwrap_err().to_string();
+    assert!(err.contains("superblock at byte 512"), "{err}");
+}
+
 /// Cut or corrupted HDF5 files: an error (or, where the damage missed what is read, events),
 /// never a panic.
 #[test]

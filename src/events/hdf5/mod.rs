@@ -9,6 +9,7 @@
 //! It is read in slices of [`BATCH`] events: a DSEC sequence holds hundreds of millions.
 
 mod blosc;
+mod superblock;
 
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
 use hdf5::{Dataset, File, Group};
@@ -39,6 +40,7 @@ impl Hdf5Source {
         if !blosc::register() {
             return Err(bad("the HDF5 library refused the Blosc filter".into()));
         }
+        superblock::check(path).map_err(bad)?;
         let file = File::open(path).map_err(|e| bad(format!("not a readable HDF5 file: {e}")))?;
         let (group, prefix): (Group, &str) = match file.group("events") {
             Ok(g) => (g, "events/"),
