@@ -341,10 +341,10 @@ fn hdf5_without_events_or_with_lying_datasets_is_an_error_naming_the_dataset() {
     }
 }
 
-/// The fuzz target's find: 31 bytes whose superblock declares 2-byte addresses made libhdf5
-/// allocate gigabytes. Refused before libhdf5 sees it, naming the byte.
+/// The fuzz target's finds, which made libhdf5 allocate gigabytes: 31 bytes whose superblock
+/// declares 2-byte addresses, and a driver block past the end. Refused before libhdf5 sees them.
 #[test]
-fn hdf5_superblock_with_two_byte_addresses_is_refused_before_libhdf5() {
+fn hdf5_superblocks_that_make_libhdf5_allocate_gigabytes_are_refused_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.h5");
     let p = path.to_str().unwrap();
@@ -359,6 +359,13 @@ fn hdf5_superblock_with_two_byte_addresses_is_refused_before_libhdf5() {
     let opts = safed::events::OpenOptions { format: Some(safed::events::Format::Hdf5), ..Default::default() };
     let err = safed::events::open_with(p, &opts).and_then(drain).unwrap_err().to_string();
     assert!(err.contains("superblock at byte 512"), "{err}");
+    // Its second find: 49 bytes whose driver information block declares 4 GiB.
+    let mut bytes = b"\x89HDF\r\n\x1a\n\0\0\0\0\0\x08\x08\0\x04\0\x10\0\0\0\0".to_vec();
+    bytes.extend([0xff; 25]);
+    bytes.push(0x15);
+    std::fs::write(&path, &bytes).unwrap();
+    let err = safed::events::open(p).and_then(drain).unwrap_err().to_string();
+    assert!(err.contains("driver information block at byte 21 declares 4294967295 bytes"), "{err}");
 }
 
 /// Cut or corrupted HDF5 files: an error (or, where the damage missed what is read, events),
