@@ -27,6 +27,17 @@ pub struct Args {
     pub streaming: bool,
     #[arg(long)]
     pub json: bool,
+    /// Instead of timing, compare --model's answers with this full graph's (say an int8 graph
+    /// against the fp32 one it came from): top-1 agreement and log-prob drift on the samples of
+    /// --rgb-tensor / --event-tensor.
+    #[arg(long, requires_all = ["rgb_tensor", "event_tensor"], conflicts_with = "streaming")]
+    pub against: Option<PathBuf>,
+    /// With --against: RGB input, [B, F, 3, S, S] float32 .npy, normalised (as `classify` takes).
+    #[arg(long, requires = "against")]
+    pub rgb_tensor: Option<PathBuf>,
+    /// With --against: event input, as --rgb-tensor.
+    #[arg(long, requires = "against")]
+    pub event_tensor: Option<PathBuf>,
     #[command(flatten)]
     pub session: SessionArgs,
 }
@@ -66,6 +77,9 @@ fn time_runs(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>>
 pub fn run(args: Args) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut config = args.session.config();
+    if let (Some(against), Some(rgb), Some(event)) = (&args.against, &args.rgb_tensor, &args.event_tensor) {
+        return super::bench_parity::run(&args.model, against, rgb, event, &config, args.json);
+    }
     // Two sessions take turns in streaming mode: idle spinning would starve the other.
     config.spin = !args.streaming;
     let mut model = SafeModel::load(&args.model, &config)?;

@@ -1,10 +1,11 @@
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::infer_args::SessionArgs;
+use super::npy::read_npy;
 use crate::infer::preprocess::frames_from_dir;
 use crate::infer::SafeModel;
 
@@ -44,25 +45,6 @@ struct Line<'a> {
     sample: usize,
     log_probs: &'a [f32],
     top: Vec<Top<'a>>,
-}
-
-fn read_npy(path: &Path, per_sample: usize) -> Result<Vec<f32>> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let npy = npyz::NpyFile::new(std::io::BufReader::new(file))
-        .with_context(|| format!("{}: not a .npy file", path.display()))?;
-    let descr = npy.dtype().descr();
-    if descr.trim_matches('\'') != "<f4" {
-        bail!("{}: dtype {descr}, expected float32 (<f4)", path.display());
-    }
-    let shape = npy.shape().to_vec();
-    let data = npy.into_vec::<f32>().with_context(|| format!("{}: reading the array", path.display()))?;
-    if data.is_empty() || data.len() % per_sample != 0 {
-        bail!(
-            "{}: shape {shape:?} is not [B, F, 3, S, S] for this model ({per_sample} values per sample)",
-            path.display()
-        );
-    }
-    Ok(data)
 }
 
 pub fn run(args: Args) -> Result<()> {

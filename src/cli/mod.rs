@@ -3,12 +3,14 @@
 mod bench;
 mod bench_dataset;
 mod bench_decode;
+mod bench_parity;
 mod check_config;
 mod classify;
 mod convert;
 mod doctor;
 mod dump;
 mod infer_args;
+mod npy;
 mod info;
 mod replay;
 mod replay_dataset;

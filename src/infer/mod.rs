@@ -3,6 +3,7 @@
 
 pub mod gpu;
 pub mod model;
+pub mod parity;
 pub mod preprocess;
 pub mod runtime;
 pub mod stream_cache;

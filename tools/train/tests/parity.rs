@@ -160,6 +160,17 @@ fn int8_keeps_the_top_class_and_reports_its_drift() {
     let d = max_diff(&got, &want);
     eprintln!("int8: max |log_prob - authors'| = {d:e}");
     assert!(d < 0.2, "int8 drift {d} is larger than expected");
+
+    // The same through the parity report `safed bench --against` prints.
+    let load = |p| {
+        let graph = export::build(&export_of(&l, p), Graph::Full, "test").unwrap();
+        safed::infer::SafeModel::from_bytes(&graph, "test", &SessionConfig::default()).unwrap()
+    };
+    let (_, rgb, event) = inputs(&l);
+    let p = safed::infer::parity::compare(&mut load(Precision::Int8), &mut load(Precision::Fp32), &rgb, &event).unwrap();
+    assert_eq!(p.top1_agree, p.samples, "int8 changed a top class: {p:?}");
+    assert!(p.max_log_prob_drift < 0.2 && p.max_log_prob_drift > 0.0, "{p:?}");
+    eprintln!("int8 against fp32: {p:?}");
 }
 
 #[test]
