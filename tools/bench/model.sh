@@ -7,7 +7,8 @@
 # each does (macs.py), the GMAC/s achieved against this CPU's measured AVX-512 VNNI peak
 # (vnni_peak.c, same threads), each int8 graph's ratio to the anchor, and each quantised graph's
 # top-1 agreement and log-prob drift against fp32 (safed bench --against) on SAMPLES random
-# samples; ONNX Runtime's profile of the int8 graphs (profile.py); then the fp32 graph at each
+# samples, with OpenVINO's rows beside them (openvino_bench.py; OpenVINO 2026.4.1 from PyPI in a
+# venv of its own); ONNX Runtime's profile of the int8 graphs (profile.py); then the fp32 graph at each
 # ONNX Runtime optimisation level. THREADS (default 2), RUNS per timing (default 5), ROUNDS
 # (default 3: every graph timed once per round, back to back; model_rounds.py), SAMPLES
 # (default 4), SEED (default 1: the parity inputs) set the run.
@@ -32,6 +33,15 @@ python3 -c 'print("\n".join(f"class {i}" for i in range(114)))' > "$dir/labels.t
 for graph in "" .encoder .fusion; do
     $py tools/bench/quantize_anchor.py "$dir/fp32$graph.onnx" "$dir/ort-int8$graph.onnx" >&2
 done
+
+# OpenVINO (the peer an Intel-CPU user would pick), in a venv of this benchmark only; OPENVINO=0
+# leaves its rows out.
+if [ "${OPENVINO:-1}" != 0 ]; then
+    ov="$dir/openvino-venv"
+    [ -x "$ov/bin/python" ] && "$ov/bin/python" -c 'import openvino' 2>/dev/null ||
+        { python3 -m venv "$ov" && "$ov/bin/pip" install -q --disable-pip-version-check openvino==2026.4.1 numpy; }
+    export OV_PYTHON="$ov/bin/python"
+fi
 
 peak=0
 if cc -O2 -mavx512f -mavx512vnni -pthread tools/bench/vnni_peak.c -o "$dir/vnni_peak" 2>/dev/null &&

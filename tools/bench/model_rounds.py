@@ -5,10 +5,15 @@ that makes and its share of the CPU's VNNI peak; int8 rows give the ratio to the
 (ONNX Runtime's quantize_dynamic of our fp32 graph) as the median and range of the per-round
 ratios.
 
+OpenVINO rows (openvino_bench.py) join when OV_PYTHON names a Python with the openvino wheel:
+our fp32 graph at OpenVINO's f32 and at its default precision (bf16 where the CPU has AVX-512
+BF16 or AMX), and OpenVINO on our int8 graph.
+
 usage: python model_rounds.py DIR THREADS RUNS ROUNDS FULL_GMAC UPDATE_GMAC PEAK
 """
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -17,18 +22,30 @@ d, threads, runs, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4
 gmac = {"full": float(sys.argv[5]), "update": float(sys.argv[6])}
 peak = float(sys.argv[7])
 
-# (key, label, model, mode, anchor key)
+# (key, label, model, mode, anchor key, OpenVINO precision or None for safed)
 rows = [
-    ("fp32", "safed, fp32 full graph", "fp32.onnx", "full", None),
-    ("ort", "ONNX Runtime quantize_dynamic of our fp32 graph (anchor), full", "ort-int8.onnx", "full", None),
-    ("int8", "safed, int8 full graph", "int8.onnx", "full", "ort"),
-    ("fp32-u", "safed, fp32 streaming update", "fp32.encoder.onnx", "update", None),
-    ("ort-u", "ONNX Runtime quantize_dynamic (anchor), streaming update", "ort-int8.encoder.onnx", "update", None),
-    ("int8-u", "safed, int8 streaming update", "int8.encoder.onnx", "update", "ort-u"),
+    ("fp32", "safed, fp32 full graph", "fp32.onnx", "full", None, None),
+    ("ort", "ONNX Runtime quantize_dynamic of our fp32 graph (anchor), full", "ort-int8.onnx", "full", None, None),
+    ("int8", "safed, int8 full graph", "int8.onnx", "full", "ort", None),
+    ("fp32-u", "safed, fp32 streaming update", "fp32.encoder.onnx", "update", None, None),
+    ("ort-u", "ONNX Runtime quantize_dynamic (anchor), streaming update", "ort-int8.encoder.onnx", "update", None, None),
+    ("int8-u", "safed, int8 streaming update", "int8.encoder.onnx", "update", "ort-u", None),
 ]
+ov_python = os.environ.get("OV_PYTHON")
+if ov_python:
+    rows += [
+        ("ov-f32", "OpenVINO, our fp32 graph at f32, full", "fp32.onnx", "full", "ort", "f32"),
+        ("ov-def", "OpenVINO, our fp32 graph at its default precision, full", "fp32.onnx", "full", "ort", "default"),
+        ("ov-f32-u", "OpenVINO, our fp32 graph at f32, streaming update", "fp32.encoder.onnx", "update", "ort-u", "f32"),
+        ("ov-def-u", "OpenVINO, our fp32 graph at its default precision, streaming update", "fp32.encoder.onnx", "update", "ort-u", "default"),
+        ("ov-int8-u", "OpenVINO, our int8 graph, streaming update", "int8.encoder.onnx", "update", "ort-u", "default"),
+    ]
 
 
-def bench(model, mode):
+def bench(model, mode, precision):
+    if precision is not None:
+        args = [ov_python, "tools/bench/openvino_bench.py", f"{d}/{model}", mode, threads, runs, precision]
+        return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)["median_ms"]
     args = ["./target/release/safed", "bench", "--json", "--threads", threads, "--runs", runs, "--model", f"{d}/{model}"]
     if mode == "update":
         args.append("--streaming")
@@ -37,12 +54,12 @@ def bench(model, mode):
 
 times = {key: [] for key, *_ in rows}
 for _ in range(rounds):
-    for key, _, model, mode, _ in rows:
-        times[key].append(bench(model, mode))
+    for key, _, model, mode, _, precision in rows:
+        times[key].append(bench(model, mode, precision))
 
-print(f"| ViT-B/16 SAFE, 114 classes, batch 1, {threads} threads, {rounds} rounds | median | GMAC/s | of VNNI peak | anchor / this (range) |")
+print(f"| ViT-B/16 SAFE, 114 classes, batch 1, {threads} threads, {rounds} rounds | median | GMAC/s | of the int8 (VNNI) peak | anchor / this (range) |")
 print("|---|---|---|---|---|")
-for key, label, _, mode, anchor in rows:
+for key, label, _, mode, anchor, _ in rows:
     ms = statistics.median(times[key])
     rate = gmac[mode] / (ms / 1000)
     share = f"{100 * rate / peak:.0f}%" if peak > 0 else "-"
