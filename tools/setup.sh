@@ -7,7 +7,9 @@
 #      the distribution's is new enough, else the script says how to get one.
 #   3. .venv/: the vendors' tools from PyPI (dv-processing, faery) for interop tests.
 #   4. tools/ort/lib/: the ONNX Runtime shared library, out of the onnxruntime wheel.
-#   5. With --gpu (or SAFED_GPU=1): tools/ort/gpu/, ONNX Runtime's CUDA build and the NVIDIA
+#   5. tools/openvino/lib/: OpenVINO's runtime for the CPU (the C API, the ONNX reader and the CPU
+#      plugin, with TBB), out of the openvino wheel: safed's second backend (~88 MB).
+#   6. With --gpu (or SAFED_GPU=1): tools/ort/gpu/, ONNX Runtime's CUDA build and the NVIDIA
 #      CUDA / cuDNN libraries it needs, from their PyPI wheels (tools/requirements-gpu.txt):
 #      ~1.6 GB to download, ~2.4 GB unpacked. The CPU library stays where it is.
 set -euo pipefail
@@ -21,6 +23,7 @@ for arg in "$@"; do
 done
 
 ORT_VERSION=1.32.0
+OPENVINO_VERSION=2026.4.1
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 need_apt=()
@@ -77,6 +80,29 @@ with zipfile.ZipFile(wheel) as z:
     with z.open(name) as src, open(out, "wb") as dst:
         dst.write(src.read())
 PY
+fi
+ov_dir=tools/openvino/lib
+if [ ! -f "$ov_dir/openvino-$OPENVINO_VERSION" ]; then
+    say "fetching the OpenVINO $OPENVINO_VERSION runtime (openvino wheel from PyPI)"
+    ov_wheel=$(mktemp -d)
+    trap 'rm -rf "$ov_wheel"' EXIT
+    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        "openvino==$OPENVINO_VERSION" -d "$ov_wheel"
+    rm -rf "$ov_dir" && mkdir -p "$ov_dir"
+    # The C API safed calls, the core, the ONNX reader and the CPU plugin (found beside the
+    # core), and TBB; not the GPU/NPU plugins or the other frameworks' readers.
+    python3 - "$ov_wheel"/openvino-*.whl "$ov_dir" <<'PY'
+import os, re, sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+keep = re.compile(r"openvino/libs/(libopenvino(_c|_onnx_frontend|_intel_cpu_plugin)?\.so[.0-9]*|libtbb(malloc)?\.so\.[0-9]+)$")
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if keep.match(name):
+            with z.open(name) as src, open(os.path.join(out, os.path.basename(name)), "wb") as dst:
+                dst.write(src.read())
+PY
+    touch "$ov_dir/openvino-$OPENVINO_VERSION"
+    rm -rf "$ov_wheel"
 fi
 gpu_dir=tools/ort/gpu
 if [ "$gpu" = 1 ] && ! cmp -s tools/requirements-gpu.txt "$gpu_dir/requirements-gpu.txt"; then
