@@ -193,6 +193,11 @@ impl Default for QueueConfig {
 pub struct ModelConfig {
     /// The full graph (its split pair beside it); absent: the bundled demo model.
     pub path: Option<PathBuf>,
+    /// "onnxruntime" (CPU, CUDA, TensorRT) or "openvino" (CPU).
+    pub backend: crate::infer::Backend,
+    /// OpenVINO's compute precision: "f32" or "bf16".
+    pub openvino_precision: crate::infer::openvino::OvPrecision,
+    pub openvino_library: Option<PathBuf>,
     pub provider: Provider,
     pub device_id: i32,
     /// Intra-op threads (0: one per core).
@@ -212,6 +217,9 @@ impl ModelConfig {
     /// How the model's sessions are made.
     pub fn session(&self) -> crate::infer::SessionConfig {
         crate::infer::SessionConfig {
+            backend: self.backend,
+            openvino_library: self.openvino_library.clone(),
+            openvino_precision: self.openvino_precision,
             library: self.ort_library.clone(),
             provider: self.provider,
             device_id: self.device_id,
@@ -234,6 +242,9 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             path: None,
+            backend: Default::default(),
+            openvino_precision: Default::default(),
+            openvino_library: None,
             provider: Provider::Cpu,
             device_id: 0,
             threads: 0,

@@ -1,4 +1,5 @@
-//! `safed bench --against`: the parity report a user reads before deploying a rewritten graph.
+//! `safed bench --against`: the parity report a user reads before deploying a rewritten graph;
+//! and the OpenVINO backend beside ONNX Runtime.
 //! The demo model against itself must agree everywhere with no drift; wrong graphs and wrong
 //! tensors are errors that say which.
 
@@ -63,4 +64,41 @@ fn against_an_encoder_graph_or_with_wrong_tensors_is_an_error_that_says_which() 
     let out = safed(&["bench", "--model", DEMO, "--against", DEMO]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rgb-tensor"));
+}
+
+#[test]
+fn the_openvino_backend_runs_the_demo_and_a_missing_library_says_where_it_looked() {
+    let out = safed(&["bench", "--model", DEMO, "--backend", "openvino", "--runs", "2", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["median_ms"].as_f64().unwrap() > 0.0, "{r}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("no-openvino");
+    let out = safed(&["bench", "--model", DEMO, "--backend", "openvino", "--openvino-library", nowhere.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("OpenVINO library") && err.contains(nowhere.to_str().unwrap()) && err.contains("tools/setup.sh"), "{err}");
+}
+
+/// The same answers from both backends on the demo model (its graphs are fp32).
+#[test]
+fn both_backends_give_the_demo_the_same_log_probs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rgb, event) = inputs(dir.path());
+    let classify = |backend: &str| -> Vec<Vec<f64>> {
+        let out = safed(&["classify", "--model", DEMO, "--rgb-tensor", &rgb, "--event-tensor", &event, "--backend", backend]);
+        assert!(out.status.success(), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["log_probs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+            })
+            .collect()
+    };
+    let (ort, ov) = (classify("onnxruntime"), classify("openvino"));
+    assert_eq!(ort.len(), 2);
+    let d = ort.iter().flatten().zip(ov.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(d < 1e-4, "ONNX Runtime and OpenVINO differ by {d}");
 }

@@ -48,6 +48,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => println!("  GPU runtime     not installed: bash tools/setup.sh --gpu (onnxruntime-gpu + CUDA 13 / cuDNN 9 from PyPI)"),
     }
 
+    println!("OpenVINO (backend = \"openvino\", CPU):");
+    match crate::infer::openvino::describe(None) {
+        Ok((path, version)) => println!("  {} ({version})", path.display()),
+        Err(e) => println!("  {e}"),
+    }
+
     println!("NVIDIA driver:");
     match gpu::driver() {
         Ok(d) => {

@@ -2,10 +2,21 @@
 
 use std::path::PathBuf;
 
-use crate::infer::{Provider, SessionConfig};
+use crate::infer::openvino::OvPrecision;
+use crate::infer::{Backend, Provider, SessionConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SessionArgs {
+    /// Which runtime runs the graphs: ONNX Runtime (CPU, CUDA, TensorRT) or OpenVINO (CPU).
+    #[arg(long, value_enum, default_value_t = Backend::Onnxruntime)]
+    pub backend: Backend,
+    /// OpenVINO's compute precision: f32 (the graph's own), or bf16 where the CPU has it.
+    #[arg(long, value_enum, default_value_t = OvPrecision::F32)]
+    pub openvino_precision: OvPrecision,
+    /// OpenVINO's C API library, libopenvino_c.so* (default: SAFED_OPENVINO_LIBRARY, else the
+    /// one `tools/setup.sh` unpacked into tools/openvino/lib).
+    #[arg(long)]
+    pub openvino_library: Option<PathBuf>,
     /// Execution provider (a GPU provider that cannot start is an error, not a fallback).
     #[arg(long, value_enum, default_value_t = Provider::Cpu)]
     pub provider: Provider,
@@ -30,6 +41,9 @@ pub struct SessionArgs {
 impl SessionArgs {
     pub fn config(&self) -> SessionConfig {
         SessionConfig {
+            backend: self.backend,
+            openvino_library: self.openvino_library.clone(),
+            openvino_precision: self.openvino_precision,
             library: self.ort_library.clone(),
             provider: self.provider,
             device_id: self.device_id,

@@ -3,6 +3,8 @@
 
 pub mod gpu;
 pub mod model;
+pub mod onnx_meta;
+pub mod openvino;
 pub mod parity;
 pub mod preprocess;
 pub mod runtime;
@@ -11,4 +13,4 @@ pub mod stream_cache;
 pub use model::{ModelError, SafeModel};
 /// The ONNX Runtime binding safed is built with, for tools that share its sessions.
 pub use ort;
-pub use runtime::{InferError, Provider, SessionConfig};
+pub use runtime::{Backend, InferError, Provider, SessionConfig};

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use ort::session::Session;
 
-use super::runtime::{self, InferError, SessionConfig};
+use super::openvino::OvGraph;
+use super::runtime::{self, Backend, InferError, SessionConfig};
 use crate::accumulate::Representation;
 
 /// Version of the graph contract written into `safe.format_version`.
@@ -62,9 +63,15 @@ impl Role {
     }
 }
 
+/// The runtime a graph is loaded into.
+pub enum Engine {
+    OnnxRuntime(Session),
+    OpenVino(OvGraph),
+}
+
 /// A loaded SAFE graph with its metadata checked.
 pub struct SafeModel {
-    pub session: Session,
+    pub engine: Engine,
     pub role: Role,
     pub labels: Vec<String>,
     pub frames: usize,
@@ -86,16 +93,35 @@ impl SafeModel {
     }
 
     pub fn from_bytes(bytes: &[u8], name: &str, config: &SessionConfig) -> Result<Self, ModelError> {
-        let session = runtime::session(bytes, config, name)?;
         let bad = |what: String| ModelError::Contract { path: name.to_string(), what };
-        let meta = session.metadata().map_err(|err| InferError::Ort { what: format!("{name}: metadata"), err })?;
-        let get = |key: &str| meta.custom(key).ok_or_else(|| bad(format!("metadata has no {key:?}")));
+        // Read from the bytes for both backends (OpenVINO does not hand ONNX metadata over).
+        let meta: std::collections::HashMap<String, String> = super::onnx_meta::read(bytes)
+            .map_err(|e| bad(format!("not an ONNX model: {e}")))?
+            .into_iter()
+            .collect();
+        let get = |key: &str| meta.get(key).cloned().ok_or_else(|| bad(format!("metadata has no {key:?}")));
         let version = get("safe.format_version")?;
         if version != FORMAT_VERSION {
             return Err(bad(format!("format version {version}, this safed reads {FORMAT_VERSION}")));
         }
         let role_name = get("safe.role")?;
         let role = Role::parse(&role_name).ok_or_else(|| bad(format!("unknown role {role_name:?}")))?;
+        let (engine, inputs, outputs) = match config.backend {
+            Backend::Onnxruntime => {
+                let session = runtime::session(bytes, config, name)?;
+                let inputs: Vec<String> = session.inputs().iter().map(|i| i.name().to_string()).collect();
+                let outputs: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
+                (Engine::OnnxRuntime(session), inputs, outputs)
+            }
+            Backend::Openvino => {
+                let graph = OvGraph::new(bytes, config, name)?;
+                // OpenVINO reports one of an output's tensor names; ask for the contract's.
+                let output = role.output();
+                let outputs = if graph.has_output(output) { vec![output.to_string()] } else { graph.outputs.clone() };
+                let inputs = graph.inputs.clone();
+                (Engine::OpenVino(graph), inputs, outputs)
+            }
+        };
         let labels: Vec<String> = serde_json::from_str(&get("safe.labels")?)
             .map_err(|e| bad(format!("safe.labels is not a JSON list: {e}")))?;
         let number = |key: &str| -> Result<usize, ModelError> {
@@ -107,24 +133,21 @@ impl SafeModel {
         let (frames, image_size, tokens, embed_dim) =
             (number("safe.frames")?, number("safe.image_size")?, number("safe.tokens")?, number("safe.embed_dim")?);
         let (mean, std) = (triple("safe.mean")?, triple("safe.std")?);
-        let events = match meta.custom("safe.events") {
+        let events = match meta.get("safe.events") {
             None => Representation::Image,
-            Some(name) => Representation::parse(&name)
+            Some(name) => Representation::parse(name)
                 .ok_or_else(|| bad(format!("safe.events {name:?}: expected image or voxel")))?,
         };
-        drop(meta);
-        let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         if inputs != role.inputs() {
             return Err(bad(format!("a {} graph takes inputs {:?}, this one {inputs:?}", role.name(), role.inputs())));
         }
-        let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         if outputs != [role.output()] {
             return Err(bad(format!("a {} graph gives {:?}, this one {outputs:?}", role.name(), role.output())));
         }
         if role != Role::Encoder && labels.is_empty() {
             return Err(bad("no labels".into()));
         }
-        Ok(SafeModel { session, role, labels, frames, image_size, tokens, embed_dim, mean, std, events })
+        Ok(SafeModel { engine, role, labels, frames, image_size, tokens, embed_dim, mean, std, events })
     }
 }
 
@@ -140,6 +163,11 @@ impl SafeModel {
     }
 
     fn run_f32(&mut self, inputs: &[(&str, Vec<usize>, &[f32])], what: &str) -> Result<Vec<f32>, ModelError> {
+        let output = self.role.output();
+        let session = match &mut self.engine {
+            Engine::OpenVino(graph) => return Ok(graph.run(inputs, output, what)?),
+            Engine::OnnxRuntime(session) => session,
+        };
         use ort::value::TensorRef;
         let err = |err: ort::Error| ModelError::Infer(InferError::Ort { what: what.to_string(), err });
         let mut feed = Vec::with_capacity(inputs.len());
@@ -147,8 +175,7 @@ impl SafeModel {
             let t = TensorRef::from_array_view((shape.clone(), *data)).map_err(err)?;
             feed.push((std::borrow::Cow::Borrowed(*name), ort::session::SessionInputValue::from(t)));
         }
-        let output = self.role.output();
-        let out = self.session.run(feed).map_err(err)?;
+        let out = session.run(feed).map_err(err)?;
         let (_, data) = out[output].try_extract_tensor::<f32>().map_err(err)?;
         Ok(data.to_vec())
     }

@@ -21,6 +21,8 @@ pub enum InferError {
     Ort { what: String, err: ort::Error },
     #[error("{what}: execution provider {provider:?} cannot start: {}; `safed doctor` says what is missing (set cpu_fallback to run on the CPU instead)", problems.join("; "))]
     ProviderUnavailable { what: String, provider: Provider, problems: Vec<String> },
+    #[error("{0}")]
+    OpenVino(String),
 }
 
 fn ort_err(what: impl Into<String>) -> impl FnOnce(ort::Error) -> InferError {
@@ -80,6 +82,16 @@ pub fn environment(library: Option<&Path>) -> Result<&'static Environment, Infer
     Ok(&ENVIRONMENT.get_or_init(|| (env, path)).0)
 }
 
+/// Which runtime runs the graphs (one per process: each loads its library once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Onnxruntime,
+    /// OpenVINO on the CPU (`tools/openvino/lib`, from the openvino wheel).
+    Openvino,
+}
+
 /// Which execution provider runs the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -92,7 +104,11 @@ pub enum Provider {
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
+    pub backend: Backend,
     pub library: Option<PathBuf>,
+    /// OpenVINO's C API library (default: `super::openvino::library_candidates`).
+    pub openvino_library: Option<PathBuf>,
+    pub openvino_precision: super::openvino::OvPrecision,
     pub provider: Provider,
     pub device_id: i32,
     /// Intra-op threads (0: ONNX Runtime's default, one per core).
@@ -111,7 +127,10 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
+            backend: Backend::Onnxruntime,
             library: None,
+            openvino_library: None,
+            openvino_precision: Default::default(),
             provider: Provider::Cpu,
             device_id: 0,
             threads: 0,

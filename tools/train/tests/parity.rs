@@ -298,3 +298,25 @@ fn a_graph_without_the_contract_is_refused_with_the_reason() {
     let err = safed::infer::SafeModel::from_bytes(&bytes, "text.onnx", &SessionConfig::default()).err().unwrap();
     assert!(err.to_string().contains("text.onnx: not a SAFE graph: metadata has no \"safe.format_version\""), "{err}");
 }
+
+/// The OpenVINO backend runs the same graphs: fp32 within 1e-4 of the authors' log-probs (at
+/// f32: OpenVINO would pick bf16 by itself on CPUs that have it), int8 keeps the top class.
+#[test]
+fn openvino_backend_matches_the_authors_and_int8_keeps_the_top_class() {
+    let Some(l) = load() else { return };
+    let ov = SessionConfig { backend: safed::infer::Backend::Openvino, ..SessionConfig::default() };
+    let (_, rgb, event) = inputs(&l);
+    let want = npy_f32(&l.dir.join("logits.npy")).1;
+    let argmax = |row: &[f32]| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    for (precision, bound) in [(Precision::Fp32, 1e-4), (Precision::Int8, 0.2)] {
+        let graph = export::build(&export_of(&l, precision), Graph::Full, "test").unwrap();
+        let mut model = safed::infer::SafeModel::from_bytes(&graph, "test", &ov).unwrap();
+        let got: Vec<f32> = model.classify(&rgb, &event).unwrap().concat();
+        for (g, w) in got.chunks(10).zip(want.chunks(10)) {
+            assert_eq!(argmax(g), argmax(w), "OpenVINO {precision:?} changed the top class");
+        }
+        let d = max_diff(&got, &want);
+        eprintln!("OpenVINO {precision:?}: max |log_prob - authors'| = {d:e}");
+        assert!(d < bound, "OpenVINO {precision:?}: {d} from the authors'");
+    }
+}
