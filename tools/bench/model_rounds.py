@@ -7,7 +7,8 @@ ratios.
 
 OpenVINO rows (openvino_bench.py) join when OV_PYTHON names a Python with the openvino wheel:
 our fp32 graph at OpenVINO's f32 and at its default precision (bf16 where the CPU has AVX-512
-BF16 or AMX), and OpenVINO on our int8 graph.
+BF16 or AMX), and OpenVINO on our int8 graph; then safed's own OpenVINO backend
+(`--backend openvino`) at f32 and bf16.
 
 usage: python model_rounds.py DIR THREADS RUNS ROUNDS FULL_GMAC UPDATE_GMAC PEAK
 """
@@ -39,16 +40,20 @@ if ov_python:
         ("ov-f32-u", "OpenVINO, our fp32 graph at f32, streaming update", "fp32.encoder.onnx", "update", "ort-u", "f32"),
         ("ov-def-u", "OpenVINO, our fp32 graph at its default precision, streaming update", "fp32.encoder.onnx", "update", "ort-u", "default"),
         ("ov-int8-u", "OpenVINO, our int8 graph, streaming update", "int8.encoder.onnx", "update", "ort-u", "default"),
+        ("safed-ov-u", "safed --backend openvino, f32, streaming update", "fp32.encoder.onnx", "update", "ort-u", "safed:f32"),
+        ("safed-ov-bf16-u", "safed --backend openvino, bf16, streaming update", "fp32.encoder.onnx", "update", "ort-u", "safed:bf16"),
     ]
 
 
 def bench(model, mode, precision):
-    if precision is not None:
+    if precision is not None and not precision.startswith("safed:"):
         args = [ov_python, "tools/bench/openvino_bench.py", f"{d}/{model}", mode, threads, runs, precision]
         return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)["median_ms"]
     args = ["./target/release/safed", "bench", "--json", "--threads", threads, "--runs", runs, "--model", f"{d}/{model}"]
     if mode == "update":
         args.append("--streaming")
+    if precision is not None:
+        args += ["--backend", "openvino", "--openvino-precision", precision.removeprefix("safed:")]
     return json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)["median_ms"]
 
 
