@@ -44,16 +44,17 @@ if [ "${OPENVINO:-1}" != 0 ]; then
 fi
 
 peak=0
+# The best of three ~1 s measurements: a busy neighbour on the VM only ever lowers it.
 if cc -O2 -mavx512f -mavx512vnni -pthread tools/bench/vnni_peak.c -o "$dir/vnni_peak" 2>/dev/null &&
-    "$dir/vnni_peak" "$threads" >"$dir/peak.json"; then
-    peak=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["gmac_per_s"])' "$dir/peak.json")
+    for _ in 1 2 3; do "$dir/vnni_peak" "$threads"; done >"$dir/peak.json"; then
+    peak=$(python3 -c 'import json,sys; print(max(json.loads(l)["gmac_per_s"] for l in open(sys.argv[1])))' "$dir/peak.json")
 fi
 gmac() { $py tools/bench/macs.py "$1" | awk '{printf "%.2f", $1 / 1e9}'; }
 full=$(gmac "$dir/fp32.onnx")
 update=$(awk -v e="$(gmac "$dir/fp32.encoder.onnx")" -v f="$(gmac "$dir/fp32.fusion.onnx")" 'BEGIN {printf "%.2f", 2 * e + f}')
 
 echo "GMAC per call: full graph $full, streaming update $update (2 encoder passes + fusion)"
-echo "VNNI peak (tools/bench/vnni_peak.c, $threads threads): $peak GMAC/s; CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+echo "VNNI peak (tools/bench/vnni_peak.c, $threads threads, best of 3): $peak GMAC/s; CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 echo
 python3 tools/bench/model_rounds.py "$dir" "$threads" "$runs" "$rounds" "$full" "$update" "$peak"
 echo
