@@ -11,7 +11,7 @@ use npyz::WriterBuilder;
 const DEMO: &str = "onnx/demo.onnx";
 
 fn safed(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_safed")).args(args).output().expect("safed runs")
+    Command::new(env!("CARGO_BIN_EXE_safed")).args(args).env("SAFED_LOG", "info").output().expect("safed runs")
 }
 
 fn write_npy(path: &Path, shape: &[u64], data: &[f32]) {
@@ -101,4 +101,22 @@ fn both_backends_give_the_demo_the_same_log_probs() {
     assert_eq!(ort.len(), 2);
     let d = ort.iter().flatten().zip(ov.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     assert!(d < 1e-4, "ONNX Runtime and OpenVINO differ by {d}");
+}
+
+/// `--against-backend`: one graph on OpenVINO compared with itself on ONNX Runtime.
+#[test]
+fn against_backend_compares_the_same_graph_across_runtimes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rgb, event) = inputs(dir.path());
+    let out = safed(&[
+        "bench", "--model", DEMO, "--backend", "openvino", "--against", DEMO, "--against-backend", "onnxruntime",
+        "--rgb-tensor", &rgb, "--event-tensor", &event, "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["top1_agree"].as_u64(), Some(2), "{r}");
+    let drift = r["max_log_prob_drift"].as_f64().unwrap();
+    assert!(drift < 1e-4, "OpenVINO f32 against ONNX Runtime: {drift}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("graph loaded on OpenVINO") && log.contains("graph loaded on ONNX Runtime"), "{log}");
 }

@@ -32,6 +32,10 @@ pub struct Args {
     /// --rgb-tensor / --event-tensor.
     #[arg(long, requires_all = ["rgb_tensor", "event_tensor"], conflicts_with = "streaming")]
     pub against: Option<PathBuf>,
+    /// With --against: the backend that runs the --against graph (default: --backend's), so that
+    /// one graph on OpenVINO (say at bf16) can be compared with itself on ONNX Runtime.
+    #[arg(long, value_enum, requires = "against")]
+    pub against_backend: Option<crate::infer::Backend>,
     /// With --against: RGB input, [B, F, 3, S, S] float32 .npy, normalised (as `classify` takes).
     #[arg(long, requires = "against")]
     pub rgb_tensor: Option<PathBuf>,
@@ -78,7 +82,9 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut config = args.session.config();
     if let (Some(against), Some(rgb), Some(event)) = (&args.against, &args.rgb_tensor, &args.event_tensor) {
-        return super::bench_parity::run(&args.model, against, rgb, event, &config, args.json);
+        let mut against_config = config.clone();
+        against_config.backend = args.against_backend.unwrap_or(config.backend);
+        return super::bench_parity::run(&args.model, against, rgb, event, (&config, &against_config), args.json);
     }
     // Two sessions take turns in streaming mode: idle spinning would starve the other.
     config.spin = !args.streaming;

@@ -21,9 +21,17 @@ struct Report<'a> {
     parity: &'a Parity,
 }
 
-pub fn run(model: &Path, against: &Path, rgb: &Path, event: &Path, config: &SessionConfig, json: bool) -> Result<()> {
-    let mut a = SafeModel::load(model, config)?;
-    let mut b = SafeModel::load(against, config)?;
+/// `configs`: how `model` and `against` are loaded (they differ in backend with --against-backend).
+pub fn run(
+    model: &Path,
+    against: &Path,
+    rgb: &Path,
+    event: &Path,
+    configs: (&SessionConfig, &SessionConfig),
+    json: bool,
+) -> Result<()> {
+    let mut a = SafeModel::load(model, configs.0)?;
+    let mut b = SafeModel::load(against, configs.1)?;
     let per_sample = a.frames * a.image_len();
     let (rgb, event) = (read_npy(rgb, per_sample)?, read_npy(event, per_sample)?);
     let parity = compare(&mut a, &mut b, &rgb, &event)

@@ -109,12 +109,14 @@ impl SafeModel {
         let (engine, inputs, outputs) = match config.backend {
             Backend::Onnxruntime => {
                 let session = runtime::session(bytes, config, name)?;
+                tracing::info!(model = name, "graph loaded on ONNX Runtime");
                 let inputs: Vec<String> = session.inputs().iter().map(|i| i.name().to_string()).collect();
                 let outputs: Vec<String> = session.outputs().iter().map(|o| o.name().to_string()).collect();
                 (Engine::OnnxRuntime(session), inputs, outputs)
             }
             Backend::Openvino => {
                 let graph = OvGraph::new(bytes, config, name)?;
+                tracing::info!(model = name, precision = ?config.openvino_precision, "graph loaded on OpenVINO");
                 // OpenVINO reports one of an output's tensor names; ask for the contract's.
                 let output = role.output();
                 let outputs = if graph.has_output(output) { vec![output.to_string()] } else { graph.outputs.clone() };
