@@ -72,9 +72,14 @@ for name in ("rgb", "event"):
 PY
 echo "| against fp32, $samples random samples (seed $seed) | top-1 agreement | max log-prob drift | mean per-sample max |"
 echo "|---|---|---|---|"
+parity=(--against "$dir/fp32.onnx" --rgb-tensor "$dir/parity-rgb.npy" --event-tensor "$dir/parity-event.npy")
 for q in ort-int8 int8; do
-    bench --model "$dir/$q.onnx" --against "$dir/fp32.onnx" --rgb-tensor "$dir/parity-rgb.npy" \
-        --event-tensor "$dir/parity-event.npy" | row "$q.onnx"
+    bench --model "$dir/$q.onnx" "${parity[@]}" | row "$q.onnx"
+done
+# Our fp32 graph on the OpenVINO backend against itself on ONNX Runtime.
+for precision in f32 bf16; do
+    bench --model "$dir/fp32.onnx" --backend openvino --openvino-precision "$precision" "${parity[@]}" \
+        --against-backend onnxruntime | row "fp32.onnx on OpenVINO at $precision"
 done
 echo
 
