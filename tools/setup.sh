@@ -64,15 +64,23 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import dv_processing, fae
     .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps tonic==1.7.0
 fi
 
+# Wheels are downloaded into one scratch folder, removed on exit whatever happens (one trap:
+# a second `trap ... EXIT` would replace the first and leak its folder).
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+# pip_download DIR ARGS...: the named wheels only (no dependencies, no source builds) into DIR.
+pip_download() {
+    local dir="$1"
+    shift
+    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: "$@" -d "$dir"
+}
+
 lib=tools/ort/lib/libonnxruntime.so
 if [ ! -f "$lib" ]; then
     say "fetching the ONNX Runtime $ORT_VERSION library (onnxruntime wheel from PyPI)"
-    tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' EXIT
-    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-        "onnxruntime==$ORT_VERSION" -d "$tmp"
+    pip_download "$scratch/ort" "onnxruntime==$ORT_VERSION"
     mkdir -p tools/ort/lib
-    python3 - "$tmp"/onnxruntime-*.whl "$lib" <<'PY'
+    python3 - "$scratch"/ort/onnxruntime-*.whl "$lib" <<'PY'
 import sys, zipfile
 wheel, out = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(wheel) as z:
@@ -84,14 +92,11 @@ fi
 ov_dir=tools/openvino/lib
 if [ ! -f "$ov_dir/openvino-$OPENVINO_VERSION" ]; then
     say "fetching the OpenVINO $OPENVINO_VERSION runtime (openvino wheel from PyPI)"
-    ov_wheel=$(mktemp -d)
-    trap 'rm -rf "$ov_wheel"' EXIT
-    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-        "openvino==$OPENVINO_VERSION" -d "$ov_wheel"
+    pip_download "$scratch/openvino" "openvino==$OPENVINO_VERSION"
     rm -rf "$ov_dir" && mkdir -p "$ov_dir"
     # The C API safed calls, the core, the ONNX reader and the CPU plugin (found beside the
     # core), and TBB; not the GPU/NPU plugins or the other frameworks' readers.
-    python3 - "$ov_wheel"/openvino-*.whl "$ov_dir" <<'PY'
+    python3 - "$scratch"/openvino/openvino-*.whl "$ov_dir" <<'PY'
 import os, re, sys, zipfile
 wheel, out = sys.argv[1], sys.argv[2]
 keep = re.compile(r"openvino/libs/(libopenvino(_c|_onnx_frontend|_intel_cpu_plugin)?\.so[.0-9]*|libtbb(malloc)?\.so\.[0-9]+)$")
@@ -102,15 +107,12 @@ with zipfile.ZipFile(wheel) as z:
                 dst.write(src.read())
 PY
     touch "$ov_dir/openvino-$OPENVINO_VERSION"
-    rm -rf "$ov_wheel"
 fi
 gpu_dir=tools/ort/gpu
 if [ "$gpu" = 1 ] && ! cmp -s tools/requirements-gpu.txt "$gpu_dir/requirements-gpu.txt"; then
     say "fetching the GPU runtime (onnxruntime-gpu and NVIDIA's CUDA / cuDNN wheels, ~1.6 GB)"
-    wheels=$(mktemp -d)
-    trap 'rm -rf "$wheels"' EXIT
-    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-        -r tools/requirements-gpu.txt -d "$wheels"
+    wheels="$scratch/gpu"
+    pip_download "$wheels" -r tools/requirements-gpu.txt
     rm -rf "$gpu_dir"
     python3 tools/ort/gpu-runtime.py "$wheels" "$gpu_dir"
     cp tools/requirements-gpu.txt "$gpu_dir/"
