@@ -36,7 +36,8 @@ fn inputs(dir: &Path) -> (String, String) {
 fn a_graph_against_itself_agrees_on_every_sample_with_no_drift() {
     let dir = tempfile::tempdir().unwrap();
     let (rgb, event) = inputs(dir.path());
-    let out = safed(&["bench", "--model", DEMO, "--against", DEMO, "--rgb-tensor", &rgb, "--event-tensor", &event, "--json"]);
+    let out =
+        safed(&["bench", "--model", DEMO, "--against", DEMO, "--rgb-tensor", &rgb, "--event-tensor", &event, "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((r["samples"].as_u64(), r["top1_agree"].as_u64()), (Some(2), Some(2)), "{r}");
@@ -75,10 +76,14 @@ fn the_openvino_backend_runs_the_demo_and_a_missing_library_says_where_it_looked
 
     let dir = tempfile::tempdir().unwrap();
     let nowhere = dir.path().join("no-openvino");
-    let out = safed(&["bench", "--model", DEMO, "--backend", "openvino", "--openvino-library", nowhere.to_str().unwrap()]);
+    let out =
+        safed(&["bench", "--model", DEMO, "--backend", "openvino", "--openvino-library", nowhere.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("OpenVINO library") && err.contains(nowhere.to_str().unwrap()) && err.contains("tools/setup.sh"), "{err}");
+    assert!(
+        err.contains("OpenVINO library") && err.contains(nowhere.to_str().unwrap()) && err.contains("tools/setup.sh"),
+        "{err}"
+    );
 }
 
 /// The same answers from both backends on the demo model (its graphs are fp32).
@@ -87,7 +92,8 @@ fn both_backends_give_the_demo_the_same_log_probs() {
     let dir = tempfile::tempdir().unwrap();
     let (rgb, event) = inputs(dir.path());
     let classify = |backend: &str| -> Vec<Vec<f64>> {
-        let out = safed(&["classify", "--model", DEMO, "--rgb-tensor", &rgb, "--event-tensor", &event, "--backend", backend]);
+        let out =
+            safed(&["classify", "--model", DEMO, "--rgb-tensor", &rgb, "--event-tensor", &event, "--backend", backend]);
         assert!(out.status.success(), "{backend}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -109,8 +115,20 @@ fn against_backend_compares_the_same_graph_across_runtimes() {
     let dir = tempfile::tempdir().unwrap();
     let (rgb, event) = inputs(dir.path());
     let out = safed(&[
-        "bench", "--model", DEMO, "--backend", "openvino", "--against", DEMO, "--against-backend", "onnxruntime",
-        "--rgb-tensor", &rgb, "--event-tensor", &event, "--json",
+        "bench",
+        "--model",
+        DEMO,
+        "--backend",
+        "openvino",
+        "--against",
+        DEMO,
+        "--against-backend",
+        "onnxruntime",
+        "--rgb-tensor",
+        &rgb,
+        "--event-tensor",
+        &event,
+        "--json",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

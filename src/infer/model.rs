@@ -95,10 +95,8 @@ impl SafeModel {
     pub fn from_bytes(bytes: &[u8], name: &str, config: &SessionConfig) -> Result<Self, ModelError> {
         let bad = |what: String| ModelError::Contract { path: name.to_string(), what };
         // Read from the bytes for both backends (OpenVINO does not hand ONNX metadata over).
-        let meta: std::collections::HashMap<String, String> = super::onnx_meta::read(bytes)
-            .map_err(|e| bad(format!("not an ONNX model: {e}")))?
-            .into_iter()
-            .collect();
+        let meta: std::collections::HashMap<String, String> =
+            super::onnx_meta::read(bytes).map_err(|e| bad(format!("not an ONNX model: {e}")))?.into_iter().collect();
         let get = |key: &str| meta.get(key).cloned().ok_or_else(|| bad(format!("metadata has no {key:?}")));
         let version = get("safe.format_version")?;
         if version != FORMAT_VERSION {

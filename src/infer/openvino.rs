@@ -17,10 +17,10 @@ const C_LIBRARY: &str = "libopenvino_c.so";
 /// Where the library is looked for, in order: `SAFED_OPENVINO_LIBRARY`, beside an installed
 /// binary (`bin/../lib/openvino/`), the development checkout's `tools/openvino/lib/`.
 pub fn library_candidates() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
     if let Some(p) = std::env::var_os("SAFED_OPENVINO_LIBRARY") {
         return vec![PathBuf::from(p)];
     }
+    let mut dirs = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         if let Some(prefix) = exe.parent().and_then(Path::parent) {
             dirs.push(prefix.join("lib/openvino"));
@@ -59,7 +59,9 @@ fn load(explicit: Option<&Path>) -> Result<PathBuf, InferError> {
                 shown.join(", ")
             ));
         };
-        openvino_sys::library::load_from(&path).map(|()| path.clone()).map_err(|e| format!("loading {}: {e}", path.display()))
+        openvino_sys::library::load_from(&path)
+            .map(|()| path.clone())
+            .map_err(|e| format!("loading {}: {e}", path.display()))
     });
     outcome.clone().map_err(InferError::OpenVino)
 }
@@ -122,7 +124,12 @@ impl OvGraph {
     }
 
     /// Runs on float32 inputs (name, shape, values) and returns the named float32 output.
-    pub fn run(&mut self, inputs: &[(&str, Vec<usize>, &[f32])], output: &str, what: &str) -> Result<Vec<f32>, InferError> {
+    pub fn run(
+        &mut self,
+        inputs: &[(&str, Vec<usize>, &[f32])],
+        output: &str,
+        what: &str,
+    ) -> Result<Vec<f32>, InferError> {
         let err = |e: openvino::InferenceError| InferError::OpenVino(format!("{what}: OpenVINO: {e}"));
         for (name, shape, data) in inputs {
             let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();

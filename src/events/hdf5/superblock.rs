@@ -79,17 +79,11 @@ fn driver_info(file: &mut std::fs::File, addresses: &[u8], size: usize, at: u64,
 
 /// `n` bytes at `offset`, zeros past the end of the file (as libhdf5 reads them).
 fn read_padded(file: &mut std::fs::File, offset: u64, n: usize) -> Result<Vec<u8>, String> {
-    let mut buf = vec![0u8; n];
+    let mut buf = Vec::with_capacity(n);
     if file.seek(SeekFrom::Start(offset)).is_ok() {
-        let mut filled = 0;
-        while filled < n {
-            match file.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(k) => filled += k,
-                Err(e) => return Err(e.to_string()),
-            }
-        }
+        file.by_ref().take(n as u64).read_to_end(&mut buf).map_err(|e| e.to_string())?;
     }
+    buf.resize(n, 0);
     Ok(buf)
 }
 

@@ -167,7 +167,8 @@ fn int8_keeps_the_top_class_and_reports_its_drift() {
         safed::infer::SafeModel::from_bytes(&graph, "test", &SessionConfig::default()).unwrap()
     };
     let (_, rgb, event) = inputs(&l);
-    let p = safed::infer::parity::compare(&mut load(Precision::Int8), &mut load(Precision::Fp32), &rgb, &event).unwrap();
+    let p =
+        safed::infer::parity::compare(&mut load(Precision::Int8), &mut load(Precision::Fp32), &rgb, &event).unwrap();
     assert_eq!(p.top1_agree, p.samples, "int8 changed a top class: {p:?}");
     assert!(p.max_log_prob_drift < 0.2 && p.max_log_prob_drift > 0.0, "{p:?}");
     eprintln!("int8 against fp32: {p:?}");
