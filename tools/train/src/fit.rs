@@ -100,7 +100,7 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
-fn initial_model(train: &Dataset, opts: &FitOptions, from: &InitFrom, device: &Device) -> Result<Safe> {
+pub(crate) fn initial_model(train: &Dataset, opts: &FitOptions, from: &InitFrom, device: &Device) -> Result<Safe> {
     let classes = train.labels.len() as i64;
     let authors = from.authors.as_deref().map(Weights::load_authors_checkpoint).transpose()?;
     let config = match &authors {

@@ -1,5 +1,6 @@
 //! safe-train: imports, trains and exports SAFE models for safed.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod clip_names;
 pub mod config;
