@@ -1,33 +1,63 @@
 //! SAFE's building blocks in candle, each with a backward: candle's fused layer_norm and
-//! softmax_last_dim have none (shared/BUILD-NOTES.md), so these are written from basic ops.
+//! softmax_last_dim have none (shared/BUILD-NOTES.md), so on the CPU they run as this crate's
+//! fused ops (`fused.rs`) and elsewhere as the composites in [`composite`].
 
 use candle_core::{DType, Result, Tensor, D};
 
+use super::fused;
 use super::Params;
+
+/// Whether `x` runs through the fused CPU ops.
+fn fused_cpu(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// x + b, b broadcast over x's leading dims (b's dims are x's trailing ones, or 1s before them).
+pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if fused_cpu(x) {
+        x.contiguous()?.apply_op2(&b.contiguous()?, fused::RowBias)
+    } else {
+        x.broadcast_add(b)
+    }
+}
 
 /// x @ W^T + b for PyTorch's Linear [out, in], over any leading dims.
 pub fn linear(p: &Params, x: &Tensor, name: &str, bias: bool) -> Result<Tensor> {
     let w = p.get(&format!("{name}.weight"))?;
-    let y = x.broadcast_matmul(&w.t()?)?;
+    let y = matmul_rows(x, &w.t()?)?;
     if bias {
-        y.broadcast_add(p.get(&format!("{name}.bias"))?)
+        add_bias(&y, p.get(&format!("{name}.bias"))?)
     } else {
         Ok(y)
     }
 }
 
+/// x [.., K] @ w [K, N] as one 2-D product over all rows: a broadcast matmul would make w's
+/// gradient one [K, N] block per leading index and then sum them.
+pub fn matmul_rows(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    let k = dims.pop().unwrap_or(1);
+    let rows: usize = dims.iter().product();
+    let y = x.reshape((rows, k))?.matmul(w)?;
+    dims.push(w.dim(1)?);
+    y.reshape(dims)
+}
+
 pub fn layer_norm(p: &Params, x: &Tensor, name: &str, eps: f64) -> Result<Tensor> {
-    let mean = x.mean_keepdim(D::Minus1)?;
-    let centred = x.broadcast_sub(&mean)?;
-    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
-    normed.broadcast_mul(p.get(&format!("{name}.weight"))?)?.broadcast_add(p.get(&format!("{name}.bias"))?)
+    let (w, b) = (p.get(&format!("{name}.weight"))?, p.get(&format!("{name}.bias"))?);
+    if fused_cpu(x) {
+        x.contiguous()?.apply_op3(w, b, fused::LayerNorm { eps: eps as f32 })
+    } else {
+        composite::layer_norm(x, w, b, eps)
+    }
 }
 
 pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+    if fused_cpu(x) {
+        x.contiguous()?.apply_op1(fused::Softmax)
+    } else {
+        composite::softmax_last(x)
+    }
 }
 
 pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
@@ -38,8 +68,36 @@ pub fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
 
 /// x * sigmoid(1.702 x), CLIP's activation.
 pub fn quick_gelu(x: &Tensor) -> Result<Tensor> {
-    let s = ((x * -1.702)?.exp()? + 1.0)?.recip()?;
-    x * s
+    if fused_cpu(x) {
+        x.contiguous()?.apply_op1(fused::QuickGelu)
+    } else {
+        composite::quick_gelu(x)
+    }
+}
+
+/// The same ops from candle's basic ones (each with candle's own backward): the reference the
+/// fused ops are tested against, and what runs on other devices.
+pub mod composite {
+    use candle_core::{Result, Tensor, D};
+
+    pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
+        normed.broadcast_mul(w)?.broadcast_add(b)
+    }
+
+    pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+        let max = x.max_keepdim(D::Minus1)?.detach();
+        let e = x.broadcast_sub(&max)?.exp()?;
+        e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+    }
+
+    pub fn quick_gelu(x: &Tensor) -> Result<Tensor> {
+        let s = ((x * -1.702)?.exp()? + 1.0)?.recip()?;
+        x * s
+    }
 }
 
 /// softmax(q k^T * scale + mask) v with `heads` heads; q [B, Nq, W], k/v [B, Nk, W].
@@ -51,7 +109,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, mask: Option<
     let (q, k, v) = (split(q, nq)?, split(k, nk)?, split(v, nk)?);
     let mut att = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
     if let Some(m) = mask {
-        att = att.broadcast_add(m)?;
+        att = add_bias(&att, m)?;
     }
     let out = softmax_last(&att)?.matmul(&v)?;
     out.transpose(1, 2)?.reshape((b, nq, w))
@@ -67,7 +125,7 @@ fn qkv(x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
 pub fn clip_block(p: &Params, x: &Tensor, name: &str, heads: usize, mask: Option<&Tensor>) -> Result<Tensor> {
     let h = layer_norm(p, x, &format!("{name}.ln_1"), 1e-5)?;
     let w = p.get(&format!("{name}.attn.in_proj_weight"))?;
-    let packed = h.broadcast_matmul(&w.t()?)?.broadcast_add(p.get(&format!("{name}.attn.in_proj_bias"))?)?;
+    let packed = add_bias(&matmul_rows(&h, &w.t()?)?, p.get(&format!("{name}.attn.in_proj_bias"))?)?;
     let (q, k, v) = qkv(&packed)?;
     let a = attention(&q, &k, &v, heads, mask)?;
     let x = (x + linear(p, &a, &format!("{name}.attn.out_proj"), true)?)?;

@@ -2,6 +2,7 @@
 //! `crate::onnx::safe`, tied to them by the parity tests). Parameters keep the authors' names,
 //! so one set of weights loads from their checkpoints, trains here and exports to ONNX.
 
+pub mod fused;
 pub mod init;
 pub mod layers;
 
@@ -138,15 +139,15 @@ impl Safe {
             3 * patch * patch,
         ))?;
         let conv = p.get("visual.conv1.weight")?.reshape((width, 3 * patch * patch))?;
-        let x = patches.broadcast_matmul(&conv.t()?)?;
+        let x = layers::matmul_rows(&patches, &conv.t()?)?;
         let cls = p.get("visual.class_embedding")?.reshape((1, 1, width))?.broadcast_as((n, 1, width))?;
-        let x = Tensor::cat(&[&cls, &x], 1)?.broadcast_add(p.get("visual.positional_embedding")?)?;
+        let x = layers::add_bias(&Tensor::cat(&[&cls, &x], 1)?, p.get("visual.positional_embedding")?)?;
         let mut x = layer_norm(p, &x, "visual.ln_pre", 1e-5)?;
         for k in 0..c.vision_layers {
             x = clip_block(p, &x, &format!("visual.transformer.resblocks.{k}"), c.vision_heads as usize, None)?;
         }
         let x = layer_norm(p, &x, "visual.ln_post", 1e-5)?;
-        x.broadcast_matmul(p.get("visual.proj")?)
+        layers::matmul_rows(&x, p.get("visual.proj")?)
     }
 
     /// CLIP's text encoder on the class names -> [C, E].
@@ -156,7 +157,7 @@ impl Safe {
         let x = p.get("token_embedding.weight")?.index_select(&t.ids.flatten_all()?, 0)?;
         let width = c.text_width as usize;
         let pos = p.get("positional_embedding")?.narrow(0, 0, len)?;
-        let mut x = x.reshape((classes, len, width))?.broadcast_add(&pos)?;
+        let mut x = layers::add_bias(&x.reshape((classes, len, width))?, &pos)?;
         let mask: Vec<f32> = (0..len * len).map(|i| if i % len > i / len { f32::NEG_INFINITY } else { 0.0 }).collect();
         let mask = Tensor::from_vec(mask, (len, len), x.device())?;
         for k in 0..c.text_layers {
@@ -172,9 +173,9 @@ impl Safe {
         let (c, p) = (&self.config, &self.params);
         let b = rgb.dim(0)?;
         let (classes, t_len, d) = (c.classes as usize, c.tokens as usize, c.fusion_dim as usize);
-        let r = linear(p, rgb, "visual_embed", true)?.broadcast_add(p.get("rgb_embed")?)?;
-        let e = linear(p, event, "visual_embed", true)?.broadcast_add(p.get("event_embed")?)?;
-        let text = linear(p, text, "word_embed", true)?.unsqueeze(0)?.broadcast_add(p.get("tex_embed")?)?;
+        let r = layers::add_bias(&linear(p, rgb, "visual_embed", true)?, p.get("rgb_embed")?)?;
+        let e = layers::add_bias(&linear(p, event, "visual_embed", true)?, p.get("event_embed")?)?;
+        let text = layers::add_bias(&linear(p, text, "word_embed", true)?.unsqueeze(0)?, p.get("tex_embed")?)?;
         let text = text.broadcast_as((b, classes, d))?;
         let x = Tensor::cat(&[&text, &r, &e], 1)?;
         let x = vit_block(p, &x, "blocks.0", c.fusion_heads as usize)?;
