@@ -36,7 +36,7 @@ pub fn save(dir: &Path, params: &Params, opt: Option<&AdamW>, state: &State) -> 
     let weights: HashMap<String, Tensor> = params.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
     candle_core::safetensors::save(&weights, tmp.join("weights.safetensors"))?;
     if let Some(opt) = opt {
-        let moments: HashMap<String, Tensor> = opt.moments().into_iter().collect();
+        let moments: HashMap<String, Tensor> = opt.moments()?.into_iter().collect();
         candle_core::safetensors::save(&moments, tmp.join("optimizer.safetensors"))?;
     }
     std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(state)?)?;

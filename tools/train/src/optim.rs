@@ -12,16 +12,54 @@ pub struct AdamW {
     pub eps: f64,
     pub weight_decay: f64,
     pub step: usize,
-    /// (name, parameter, first moment, second moment).
-    state: Vec<(String, Var, Tensor, Tensor)>,
+    /// (name, parameter, first moment, second moment), moments flat in the parameter's order.
+    state: Vec<(String, Var, Vec<f32>, Vec<f32>)>,
+}
+
+/// One AdamW update of a parameter, in place: one pass over the parameter, its gradient and
+/// both moments (as candle ops it is eleven tensors per parameter, each a pass and an
+/// allocation).
+struct Update<'a> {
+    grad: &'a [f32],
+    m: std::cell::RefCell<&'a mut [f32]>,
+    v: std::cell::RefCell<&'a mut [f32]>,
+    /// grad_scale, beta1, beta2, 1 / bias correction 1, 1 / bias correction 2, eps, lr,
+    /// 1 - lr * weight decay.
+    k: [f32; 8],
+}
+
+impl candle_core::InplaceOp1 for Update<'_> {
+    fn name(&self) -> &'static str {
+        "adamw"
+    }
+
+    fn cpu_fwd(&self, s: &mut candle_core::CpuStorage, l: &candle_core::Layout) -> Result<()> {
+        let [scale, b1, b2, c1, c2, eps, lr, decay] = self.k;
+        let (mut m, mut v) = (self.m.borrow_mut(), self.v.borrow_mut());
+        let Some((a, b)) = l.contiguous_offsets() else { candle_core::bail!("adamw: a non-contiguous parameter") };
+        let p = match s {
+            candle_core::CpuStorage::F32(d) => &mut d[a..b],
+            _ => candle_core::bail!("adamw: parameters are f32"),
+        };
+        if p.len() != self.grad.len() || p.len() != m.len() || p.len() != v.len() {
+            candle_core::bail!("adamw: parameter, gradient and moments differ in size");
+        }
+        for (((p, &g), m), v) in p.iter_mut().zip(self.grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g * scale;
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            *p = *p * decay - lr * (*m * c1) / ((*v * c2).sqrt() + eps);
+        }
+        Ok(())
+    }
 }
 
 impl AdamW {
     pub fn new(params: &Params, weight_decay: f64) -> Result<Self> {
         let state = params
             .iter()
-            .map(|(k, v)| Ok((k.clone(), v.clone(), v.zeros_like()?, v.zeros_like()?)))
-            .collect::<Result<_>>()?;
+            .map(|(k, v)| (k.clone(), v.clone(), vec![0f32; v.elem_count()], vec![0f32; v.elem_count()]))
+            .collect();
         Ok(AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, step: 0, state })
     }
 
@@ -31,33 +69,42 @@ impl AdamW {
         self.step += 1;
         let (b1, b2) = (self.beta1, self.beta2);
         let (c1, c2) = (1.0 - b1.powi(self.step as i32), 1.0 - b2.powi(self.step as i32));
+        let k = [grad_scale, b1, b2, 1.0 / c1, 1.0 / c2, self.eps, lr, 1.0 - lr * self.weight_decay].map(|x| x as f32);
         for (_, var, m, v) in &mut self.state {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
-            // Detached: a gradient keeps its graph, and the moments would chain every step's.
-            let g = (g.detach() * grad_scale)?;
-            *m = ((&*m * b1)? + (&g * (1.0 - b1))?)?;
-            *v = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let update = ((&*m / c1)? / ((&*v / c2)?.sqrt()? + self.eps)?)?;
-            let decayed = (var.as_tensor().detach() * (1.0 - lr * self.weight_decay))?;
-            var.set(&(decayed - (update * lr)?)?)?;
+            let g = g.contiguous()?;
+            let (storage, layout) = g.storage_and_layout();
+            let candle_core::Storage::Cpu(cpu) = &*storage else {
+                candle_core::bail!("adamw: runs on the CPU only")
+            };
+            let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("adamw: a strided gradient") };
+            let grad = &cpu.as_slice::<f32>()?[a..b];
+            let update = Update { grad, m: std::cell::RefCell::new(m), v: std::cell::RefCell::new(v), k };
+            var.as_tensor().inplace_op1(&update)?;
         }
         Ok(())
     }
 
     /// The moments as named tensors (`m.<param>`, `v.<param>`), for checkpoints.
-    pub fn moments(&self) -> Vec<(String, Tensor)> {
-        self.state
-            .iter()
-            .flat_map(|(k, _, m, v)| [(format!("m.{k}"), m.clone()), (format!("v.{k}"), v.clone())])
-            .collect()
+    pub fn moments(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::with_capacity(2 * self.state.len());
+        for (k, var, m, v) in &self.state {
+            let shape = var.shape();
+            out.push((format!("m.{k}"), Tensor::from_slice(m, shape, var.device())?));
+            out.push((format!("v.{k}"), Tensor::from_slice(v, shape, var.device())?));
+        }
+        Ok(out)
     }
 
     pub fn restore(&mut self, step: usize, moments: &std::collections::HashMap<String, Tensor>) -> anyhow::Result<()> {
         use anyhow::Context;
         self.step = step;
-        for (k, _, m, v) in &mut self.state {
-            *m = moments.get(&format!("m.{k}")).with_context(|| format!("optimizer state has no m.{k}"))?.clone();
-            *v = moments.get(&format!("v.{k}")).with_context(|| format!("optimizer state has no v.{k}"))?.clone();
+        for (k, var, m, v) in &mut self.state {
+            for (prefix, dst) in [("m", m), ("v", v)] {
+                let t = moments.get(&format!("{prefix}.{k}")).with_context(|| format!("optimizer state has no {prefix}.{k}"))?;
+                anyhow::ensure!(t.dims() == var.dims(), "optimizer state {prefix}.{k} is {:?}, the parameter {:?}", t.dims(), var.dims());
+                *dst = t.flatten_all()?.to_vec1::<f32>()?;
+            }
         }
         Ok(())
     }
