@@ -74,9 +74,7 @@ impl AdamW {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
             let g = g.contiguous()?;
             let (storage, layout) = g.storage_and_layout();
-            let candle_core::Storage::Cpu(cpu) = &*storage else {
-                candle_core::bail!("adamw: runs on the CPU only")
-            };
+            let candle_core::Storage::Cpu(cpu) = &*storage else { candle_core::bail!("adamw: runs on the CPU only") };
             let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("adamw: a strided gradient") };
             let grad = &cpu.as_slice::<f32>()?[a..b];
             let update = Update { grad, m: std::cell::RefCell::new(m), v: std::cell::RefCell::new(v), k };
@@ -101,8 +99,15 @@ impl AdamW {
         self.step = step;
         for (k, var, m, v) in &mut self.state {
             for (prefix, dst) in [("m", m), ("v", v)] {
-                let t = moments.get(&format!("{prefix}.{k}")).with_context(|| format!("optimizer state has no {prefix}.{k}"))?;
-                anyhow::ensure!(t.dims() == var.dims(), "optimizer state {prefix}.{k} is {:?}, the parameter {:?}", t.dims(), var.dims());
+                let t = moments
+                    .get(&format!("{prefix}.{k}"))
+                    .with_context(|| format!("optimizer state has no {prefix}.{k}"))?;
+                anyhow::ensure!(
+                    t.dims() == var.dims(),
+                    "optimizer state {prefix}.{k} is {:?}, the parameter {:?}",
+                    t.dims(),
+                    var.dims()
+                );
                 *dst = t.flatten_all()?.to_vec1::<f32>()?;
             }
         }

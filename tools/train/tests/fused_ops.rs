@@ -5,8 +5,9 @@
 use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use safe_train::model::attention::SelfAttention;
 use safe_train::model::fused::{LayerNorm, QuickGelu, RowBias, Softmax};
-use safe_train::model::layers::composite;
+use safe_train::model::layers::{attention, composite};
 
 type Op = dyn Fn(&[Tensor]) -> candle_core::Result<Tensor>;
 
@@ -40,6 +41,10 @@ fn gradients(op: &Op, inputs: &[(Vec<usize>, Vec<f32>)], weights: &[f32]) -> (Ve
 
 /// Checks `fused` against `reference` (forward and gradients) and against finite differences.
 fn check(name: &str, fused: &Op, reference: &Op, shapes: &[&[usize]], seed: u64) {
+    check_with(name, fused, reference, shapes, seed, true)
+}
+
+fn check_with(name: &str, fused: &Op, reference: &Op, shapes: &[&[usize]], seed: u64, finite_differences: bool) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let inputs: Vec<(Vec<usize>, Vec<f32>)> = shapes.iter().map(|s| (s.to_vec(), random(s, 1.5, &mut rng))).collect();
     let ts: Vec<Tensor> = inputs.iter().map(|(s, d)| tensor(s, d)).collect();
@@ -55,6 +60,9 @@ fn check(name: &str, fused: &Op, reference: &Op, shapes: &[&[usize]], seed: u64)
         for (i, (a, b)) in ga.iter().zip(gb).enumerate() {
             assert!(close(*a, *b, 1e-4), "{name}: input {k}[{i}] gradient {a} against the composite's {b}");
         }
+    }
+    if !finite_differences {
+        return;
     }
     // Central differences on every element of every input (the shapes are small).
     let h = 1e-2f32;
@@ -123,6 +131,86 @@ fn row_bias_gradients() {
             &|t: &[Tensor]| t[0].broadcast_add(&t[1]),
             &[&[2, 3, 5], bias],
             seed,
+        );
+    }
+}
+
+/// The composite attention on a packed [B, N, 3W] projection (as layers.rs falls back to).
+fn attention_reference(packed: &Tensor, heads: usize, causal: bool) -> candle_core::Result<Tensor> {
+    let w = packed.dim(2)? / 3;
+    let (q, k, v) = (packed.narrow(2, 0, w)?, packed.narrow(2, w, w)?, packed.narrow(2, 2 * w, w)?);
+    let n = packed.dim(1)?;
+    let mask: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::NEG_INFINITY } else { 0.0 }).collect();
+    let mask = Tensor::from_vec(mask, (n, n), &Device::Cpu)?;
+    attention(&q, &k, &v, heads, causal.then_some(&mask))
+}
+
+#[test]
+fn self_attention_gradients() {
+    // One head and several, with and without the causal mask (CLIP's text encoder).
+    for (heads, causal, seed) in [(1, false, 21), (2, false, 22), (2, true, 23), (3, true, 24)] {
+        check(
+            "self-attention",
+            &move |t: &[Tensor]| t[0].apply_op1(SelfAttention::new(heads, causal)),
+            &move |t: &[Tensor]| attention_reference(&t[0], heads, causal),
+            &[&[2, 5, 3 * 6 * heads]],
+            seed,
+        );
+    }
+}
+
+#[test]
+fn self_attention_refuses_a_width_that_does_not_split() {
+    let x = Tensor::zeros((1, 2, 10), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let err = x.apply_op1(SelfAttention::new(1, false)).unwrap_err().to_string();
+    assert!(err.contains("packed width 10"), "{err}");
+}
+
+/// Inputs the size of a tiny-preset step (past the size where the ops split rows over
+/// threads) against the composites: forward and every gradient.
+#[test]
+fn ops_split_over_threads_match_the_composites() {
+    let big: &[usize] = &[40, 65, 64];
+    check_with(
+        "layer-norm",
+        &|t: &[Tensor]| t[0].apply_op3(&t[1], &t[2], LayerNorm { eps: 1e-5 }),
+        &|t: &[Tensor]| composite::layer_norm(&t[0], &t[1], &t[2], 1e-5),
+        &[big, &[64], &[64]],
+        11,
+        false,
+    );
+    check_with(
+        "softmax",
+        &|t: &[Tensor]| t[0].apply_op1(Softmax),
+        &|t: &[Tensor]| composite::softmax_last(&t[0]),
+        &[big],
+        12,
+        false,
+    );
+    check_with(
+        "quick-gelu",
+        &|t: &[Tensor]| t[0].apply_op1(QuickGelu),
+        &|t: &[Tensor]| composite::quick_gelu(&t[0]),
+        &[big],
+        13,
+        false,
+    );
+    check_with(
+        "row-bias",
+        &|t: &[Tensor]| t[0].apply_op2(&t[1], RowBias),
+        &|t: &[Tensor]| t[0].broadcast_add(&t[1]),
+        &[big, &[65, 64]],
+        14,
+        false,
+    );
+    for (heads, causal) in [(1, false), (4, true)] {
+        check_with(
+            "self-attention",
+            &move |t: &[Tensor]| t[0].apply_op1(SelfAttention::new(heads, causal)),
+            &move |t: &[Tensor]| attention_reference(&t[0], heads, causal),
+            &[&[40, 65, 192]],
+            15,
+            false,
         );
     }
 }

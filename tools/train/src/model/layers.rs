@@ -121,13 +121,29 @@ fn qkv(x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
     Ok((x.narrow(D::Minus1, 0, w)?, x.narrow(D::Minus1, w, w)?, x.narrow(D::Minus1, 2 * w, w)?))
 }
 
-/// CLIP's residual block (packed in_proj, QuickGELU, LayerNorm eps 1e-5).
-pub fn clip_block(p: &Params, x: &Tensor, name: &str, heads: usize, mask: Option<&Tensor>) -> Result<Tensor> {
+/// Multi-head self-attention over a packed q|k|v projection [B, N, 3W] -> [B, N, W].
+pub fn packed_self_attention(packed: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+    if fused_cpu(packed) {
+        return packed.contiguous()?.apply_op1(super::attention::SelfAttention::new(heads, causal));
+    }
+    let (q, k, v) = qkv(packed)?;
+    let mask = if causal {
+        let n = packed.dim(1)?;
+        let m: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::NEG_INFINITY } else { 0.0 }).collect();
+        Some(Tensor::from_vec(m, (n, n), packed.device())?)
+    } else {
+        None
+    };
+    attention(&q, &k, &v, heads, mask.as_ref())
+}
+
+/// CLIP's residual block (packed in_proj, QuickGELU, LayerNorm eps 1e-5); `causal` masks
+/// attention to earlier tokens (the text encoder).
+pub fn clip_block(p: &Params, x: &Tensor, name: &str, heads: usize, causal: bool) -> Result<Tensor> {
     let h = layer_norm(p, x, &format!("{name}.ln_1"), 1e-5)?;
     let w = p.get(&format!("{name}.attn.in_proj_weight"))?;
     let packed = add_bias(&matmul_rows(&h, &w.t()?)?, p.get(&format!("{name}.attn.in_proj_bias"))?)?;
-    let (q, k, v) = qkv(&packed)?;
-    let a = attention(&q, &k, &v, heads, mask)?;
+    let a = packed_self_attention(&packed, heads, causal)?;
     let x = (x + linear(p, &a, &format!("{name}.attn.out_proj"), true)?)?;
     let h = layer_norm(p, &x, &format!("{name}.ln_2"), 1e-5)?;
     let h = quick_gelu(&linear(p, &h, &format!("{name}.mlp.c_fc"), true)?)?;
@@ -137,8 +153,7 @@ pub fn clip_block(p: &Params, x: &Tensor, name: &str, heads: usize, mask: Option
 /// timm's ViT block (qkv Linear, exact GELU, LayerNorm eps 1e-6).
 pub fn vit_block(p: &Params, x: &Tensor, name: &str, heads: usize) -> Result<Tensor> {
     let h = layer_norm(p, x, &format!("{name}.norm1"), 1e-6)?;
-    let (q, k, v) = qkv(&linear(p, &h, &format!("{name}.attn.qkv"), true)?)?;
-    let a = attention(&q, &k, &v, heads, None)?;
+    let a = packed_self_attention(&linear(p, &h, &format!("{name}.attn.qkv"), true)?, heads, false)?;
     let x = (x + linear(p, &a, &format!("{name}.attn.proj"), true)?)?;
     let h = layer_norm(p, &x, &format!("{name}.norm2"), 1e-6)?;
     let h = linear(p, &h, &format!("{name}.mlp.fc1"), true)?.gelu_erf()?;

@@ -2,6 +2,7 @@
 //! `crate::onnx::safe`, tied to them by the parity tests). Parameters keep the authors' names,
 //! so one set of weights loads from their checkpoints, trains here and exports to ONNX.
 
+pub mod attention;
 pub mod fused;
 pub mod init;
 pub mod layers;
@@ -144,7 +145,7 @@ impl Safe {
         let x = layers::add_bias(&Tensor::cat(&[&cls, &x], 1)?, p.get("visual.positional_embedding")?)?;
         let mut x = layer_norm(p, &x, "visual.ln_pre", 1e-5)?;
         for k in 0..c.vision_layers {
-            x = clip_block(p, &x, &format!("visual.transformer.resblocks.{k}"), c.vision_heads as usize, None)?;
+            x = clip_block(p, &x, &format!("visual.transformer.resblocks.{k}"), c.vision_heads as usize, false)?;
         }
         let x = layer_norm(p, &x, "visual.ln_post", 1e-5)?;
         layers::matmul_rows(&x, p.get("visual.proj")?)
@@ -158,10 +159,8 @@ impl Safe {
         let width = c.text_width as usize;
         let pos = p.get("positional_embedding")?.narrow(0, 0, len)?;
         let mut x = layers::add_bias(&x.reshape((classes, len, width))?, &pos)?;
-        let mask: Vec<f32> = (0..len * len).map(|i| if i % len > i / len { f32::NEG_INFINITY } else { 0.0 }).collect();
-        let mask = Tensor::from_vec(mask, (len, len), x.device())?;
         for k in 0..c.text_layers {
-            x = clip_block(p, &x, &format!("transformer.resblocks.{k}"), c.text_heads as usize, Some(&mask))?;
+            x = clip_block(p, &x, &format!("transformer.resblocks.{k}"), c.text_heads as usize, true)?;
         }
         let x = layer_norm(p, &x, "ln_final", 1e-5)?;
         x.reshape((classes * len, width))?.index_select(&t.eot, 0)?.matmul(p.get("text_projection")?)
