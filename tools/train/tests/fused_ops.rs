@@ -6,7 +6,7 @@ use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safe_train::model::attention::SelfAttention;
-use safe_train::model::fused::{LayerNorm, QuickGelu, RowBias, Softmax};
+use safe_train::model::fused::{LayerNorm, Linear, QuickGelu, RowBias, Softmax};
 use safe_train::model::layers::{attention, composite};
 
 type Op = dyn Fn(&[Tensor]) -> candle_core::Result<Tensor>;
@@ -159,6 +159,37 @@ fn self_attention_gradients() {
     }
 }
 
+fn linear_reference(t: &[Tensor]) -> candle_core::Result<Tensor> {
+    t[0].broadcast_matmul(&t[1].t()?)?.broadcast_add(&t[2])
+}
+
+#[test]
+fn linear_gradients() {
+    check(
+        "linear",
+        &|t: &[Tensor]| t[0].apply_op3(&t[1], &t[2], Linear),
+        &linear_reference,
+        &[&[2, 3, 4], &[5, 4], &[5]],
+        31,
+    );
+    check(
+        "linear",
+        &|t: &[Tensor]| t[0].apply_op3(&t[1], &t[2], Linear),
+        &linear_reference,
+        &[&[6, 3], &[2, 3], &[2]],
+        32,
+    );
+}
+
+#[test]
+fn linear_refuses_mismatched_sizes() {
+    let z = |s: &[usize]| Tensor::zeros(s, candle_core::DType::F32, &Device::Cpu).unwrap();
+    let err = z(&[2, 4]).apply_op3(&z(&[5, 3]), &z(&[5]), Linear).unwrap_err().to_string();
+    assert!(err.contains("input width 4, weight 5 x 3"), "{err}");
+    let err = z(&[2, 3]).apply_op3(&z(&[5, 3]), &z(&[4]), Linear).unwrap_err().to_string();
+    assert!(err.contains("bias of 4 for 5 outputs"), "{err}");
+}
+
 #[test]
 fn self_attention_refuses_a_width_that_does_not_split() {
     let x = Tensor::zeros((1, 2, 10), candle_core::DType::F32, &Device::Cpu).unwrap();
@@ -201,6 +232,14 @@ fn ops_split_over_threads_match_the_composites() {
         &|t: &[Tensor]| t[0].broadcast_add(&t[1]),
         &[big, &[65, 64]],
         14,
+        false,
+    );
+    check_with(
+        "linear",
+        &|t: &[Tensor]| t[0].apply_op3(&t[1], &t[2], Linear),
+        &linear_reference,
+        &[big, &[256, 64], &[256]],
+        16,
         false,
     );
     for (heads, causal) in [(1, false), (4, true)] {

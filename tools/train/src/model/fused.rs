@@ -8,6 +8,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 
+use super::gemm::{gemm, Mat};
+
 /// The contiguous f32 elements of a CPU storage seen through `layout`.
 pub(crate) fn slice<'a>(s: &'a CpuStorage, layout: &Layout, op: &'static str) -> Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
@@ -27,7 +29,7 @@ pub(crate) fn with_data<R>(t: &Tensor, op: &'static str, f: impl FnOnce(&[f32]) 
     }
 }
 
-pub(crate) fn cpu_tensor(data: Vec<f32>, shape: &Shape) -> Result<Tensor> {
+pub(crate) fn cpu_tensor(data: Vec<f32>, shape: impl Into<Shape>) -> Result<Tensor> {
     Tensor::from_vec(data, shape, &candle_core::Device::Cpu)
 }
 
@@ -313,6 +315,88 @@ impl CustomOp1 for QuickGelu {
             })
         })?;
         Ok(Some(cpu_tensor(dx, x.shape())?))
+    }
+}
+
+/// PyTorch's Linear, x [.., K] @ w^T + b with w [N, K]: one node instead of a matmul, a
+/// transpose, two reshapes and a bias, each of whose gradients candle zero-fills and adds.
+/// Rows are split over the thread pool; w's and b's gradients are summed over the blocks.
+pub struct Linear;
+
+impl Linear {
+    /// (rows M, K, N) of x against w.
+    fn sizes(x: &Shape, w: &Shape) -> Result<(usize, usize, usize)> {
+        let (n, k) = w.dims2()?;
+        let xk = x.dims().last().copied().unwrap_or(0);
+        if xk != k || k == 0 {
+            candle_core::bail!("linear: input width {xk}, weight {n} x {k}");
+        }
+        Ok((x.elem_count() / k, k, n))
+    }
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
+        let (m, k, n) = Self::sizes(l1.shape(), l2.shape())?;
+        if b.len() != n {
+            candle_core::bail!("linear: bias of {} for {n} outputs", b.len());
+        }
+        let (y, _) = par_rows(m, n, 0, |rows, y, _| {
+            let r = rows.len();
+            gemm(r, n, k, y, Mat::rows(0, n), x, Mat::rows(rows.start * k, k), w, Mat::rows(0, k).t(), 1.0);
+            for row in y.chunks_exact_mut(n) {
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+            }
+        });
+        let mut dims = l1.shape().dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = n;
+        }
+        Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (m, k, n) = Self::sizes(x.shape(), w.shape())?;
+        let (dx, dwb) = with_data(x, self.name(), |x| {
+            with_data(w, self.name(), |w| {
+                with_data(g, self.name(), |g| {
+                    // Per block: dx = g W for its rows; dW += g^T x and db += g over them.
+                    Ok(par_rows(m, k, n * k + n, |rows, dx, dwb| {
+                        let (r, at) = (rows.len(), rows.start);
+                        let (dw, db) = dwb.split_at_mut(n * k);
+                        gemm(r, k, n, dx, Mat::rows(0, k), g, Mat::rows(at * n, n), w, Mat::rows(0, k), 1.0);
+                        gemm(n, k, r, dw, Mat::rows(0, k), g, Mat::rows(at * n, n).t(), x, Mat::rows(at * k, k), 1.0);
+                        for row in g[at * n..(at + r) * n].chunks_exact(n) {
+                            db.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+                        }
+                    }))
+                })
+            })
+        })?;
+        let db = dwb[n * k..].to_vec();
+        let mut dw = dwb;
+        dw.truncate(n * k);
+        Ok((Some(cpu_tensor(dx, x.shape())?), Some(cpu_tensor(dw, w.shape())?), Some(cpu_tensor(db, n)?)))
     }
 }
 

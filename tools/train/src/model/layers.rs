@@ -24,6 +24,9 @@ pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// x @ W^T + b for PyTorch's Linear [out, in], over any leading dims.
 pub fn linear(p: &Params, x: &Tensor, name: &str, bias: bool) -> Result<Tensor> {
     let w = p.get(&format!("{name}.weight"))?;
+    if bias && fused_cpu(x) {
+        return x.contiguous()?.apply_op3(w, p.get(&format!("{name}.bias"))?, fused::Linear);
+    }
     let y = matmul_rows(x, &w.t()?)?;
     if bias {
         add_bias(&y, p.get(&format!("{name}.bias"))?)
@@ -141,8 +144,12 @@ pub fn packed_self_attention(packed: &Tensor, heads: usize, causal: bool) -> Res
 /// attention to earlier tokens (the text encoder).
 pub fn clip_block(p: &Params, x: &Tensor, name: &str, heads: usize, causal: bool) -> Result<Tensor> {
     let h = layer_norm(p, x, &format!("{name}.ln_1"), 1e-5)?;
-    let w = p.get(&format!("{name}.attn.in_proj_weight"))?;
-    let packed = add_bias(&matmul_rows(&h, &w.t()?)?, p.get(&format!("{name}.attn.in_proj_bias"))?)?;
+    let (w, b) = (p.get(&format!("{name}.attn.in_proj_weight"))?, p.get(&format!("{name}.attn.in_proj_bias"))?);
+    let packed = if fused_cpu(&h) {
+        h.contiguous()?.apply_op3(w, b, fused::Linear)?
+    } else {
+        add_bias(&matmul_rows(&h, &w.t()?)?, b)?
+    };
     let a = packed_self_attention(&packed, heads, causal)?;
     let x = (x + linear(p, &a, &format!("{name}.attn.out_proj"), true)?)?;
     let h = layer_norm(p, &x, &format!("{name}.ln_2"), 1e-5)?;

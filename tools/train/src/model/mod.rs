@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod fused;
+mod gemm;
 pub mod init;
 pub mod layers;
 
