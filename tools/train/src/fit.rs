@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, State};
 use crate::config::SafeConfig;
-use crate::data::batch::{make_batch, pick_frames, prepare, Prepared};
+use crate::data::batch::{make_batch, pick_frames, prepare, Batch, Prepared};
 use crate::data::Dataset;
 use crate::eval::{evaluate, Report};
 use crate::model::{init, layers, Params, Safe, TextTokens};
@@ -225,69 +225,108 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// Batches ahead of the step: the step never waits for data, and memory stays bounded.
+const PREFETCH: usize = 2;
+
+/// One batch's inputs: images for the whole model, or cached CLIP tokens for the fusion model.
+enum Inputs {
+    Images(Batch),
+    Tokens { rgb: Tensor, event: Tensor, targets: Tensor, labels: Vec<usize> },
+}
+
+/// Builds training batches (frame sampling, augmentation, tensors) on its own thread.
+struct Batcher<'a> {
+    opts: &'a FitOptions,
+    data: &'a [Prepared],
+    /// With --freeze-clip: the cached CLIP tokens.
+    cache: Option<&'a FeatureCache>,
+    size: u32,
+    device: &'a Device,
+}
+
+impl Batcher<'_> {
+    fn build(&self, idx: &[usize], rng: &mut ChaCha8Rng) -> Result<Inputs> {
+        let o = self.opts;
+        Ok(match self.cache {
+            Some(cache) => {
+                let (rgb, event) = cache.batch(idx, o.frames, rng)?;
+                let labels: Vec<usize> = idx.iter().map(|&i| self.data[i].label).collect();
+                let targets =
+                    Tensor::from_vec(labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), labels.len(), self.device)?;
+                Inputs::Tokens { rgb, event, targets, labels }
+            }
+            None => {
+                let items: Vec<&Prepared> = idx.iter().map(|&i| &self.data[i]).collect();
+                Inputs::Images(make_batch(&items, o.frames, self.size, Some(rng), self.device)?)
+            }
+        })
+    }
+}
+
 /// One epoch's training: everything a step needs, borrowed from `fit`.
 struct Trainer<'a> {
     model: &'a Safe,
     opt: &'a mut AdamW,
     opts: &'a FitOptions,
-    data: &'a [Prepared],
+    batcher: Batcher<'a>,
     text: &'a TextTokens,
-    /// With --freeze-clip: the cached CLIP tokens and the text features computed once.
-    frozen: Option<(&'a FeatureCache, &'a Tensor)>,
+    /// With --freeze-clip: the text features computed once.
+    frozen_text: Option<&'a Tensor>,
     warmup: usize,
     total: usize,
-    size: u32,
-    device: &'a Device,
 }
 
 impl Trainer<'_> {
     /// Trains one epoch; returns (mean loss, top-1, last learning rate) and advances `step`.
     fn epoch(&mut self, epoch: usize, step: &mut usize) -> Result<(f64, f64, f64)> {
         let o = self.opts;
-        // Seeded per epoch, so a resumed run samples exactly as an uninterrupted one.
+        // Seeded per epoch, so a resumed run samples exactly as an uninterrupted one; the
+        // batcher draws from it in batch order, as the steps would.
         let mut rng = ChaCha8Rng::seed_from_u64(o.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
-        let mut order: Vec<usize> = (0..self.data.len()).collect();
+        let mut order: Vec<usize> = (0..self.batcher.data.len()).collect();
         order.shuffle(&mut rng);
-        let bar = progress(self.data.len().div_ceil(o.batch_size) as u64, &format!("epoch {}/{}", epoch + 1, o.epochs));
+        let bar = progress(order.len().div_ceil(o.batch_size) as u64, &format!("epoch {}/{}", epoch + 1, o.epochs));
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
-        for idx in order.chunks(o.batch_size) {
-            let (lp, targets, labels) = self.log_probs(idx, &mut rng)?;
-            let loss = layers::nll(&lp, &targets)?;
-            let grads = loss.backward()?;
-            let norm = grad_norm(&self.model.params, &grads)?;
-            let scale = if norm > o.grad_clip { o.grad_clip / (norm + 1e-6) } else { 1.0 };
-            lr = cosine_lr(o.lr, *step, self.warmup, self.total);
-            self.opt.step(&grads, lr, scale)?;
-            *step += 1;
-            let l = loss.to_scalar::<f32>()? as f64;
-            loss_sum += l * labels.len() as f64;
-            let rows = lp.detach().to_vec2::<f32>()?;
-            correct += rows.iter().zip(&labels).filter(|(row, &y)| crate::eval::argmax(row) == y).count();
-            seen += labels.len();
-            bar.set_message(format!("loss {l:.3} lr {lr:.1e}"));
-            bar.inc(1);
-        }
+        let batcher = &self.batcher;
+        std::thread::scope(|s| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH);
+            s.spawn(move || {
+                for idx in order.chunks(o.batch_size) {
+                    let inputs = batcher.build(idx, &mut rng);
+                    let failed = inputs.is_err();
+                    // A closed channel: the step failed and the epoch is over.
+                    if tx.send(inputs).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            for inputs in rx {
+                let (lp, targets, labels) = match inputs? {
+                    Inputs::Images(b) => (self.model.forward(&b.rgb, &b.event, self.text)?, b.targets, b.labels),
+                    Inputs::Tokens { rgb, event, targets, labels } => {
+                        let text = self.frozen_text.context("cached CLIP tokens without text features")?;
+                        (self.model.fuse(&rgb, &event, text)?, targets, labels)
+                    }
+                };
+                let loss = layers::nll(&lp, &targets)?;
+                let grads = loss.backward()?;
+                let norm = grad_norm(&self.model.params, &grads)?;
+                let scale = if norm > o.grad_clip { o.grad_clip / (norm + 1e-6) } else { 1.0 };
+                lr = cosine_lr(o.lr, *step, self.warmup, self.total);
+                self.opt.step(&grads, lr, scale)?;
+                *step += 1;
+                let l = loss.to_scalar::<f32>()? as f64;
+                loss_sum += l * labels.len() as f64;
+                let rows = lp.detach().to_vec2::<f32>()?;
+                correct += rows.iter().zip(&labels).filter(|(row, &y)| crate::eval::argmax(row) == y).count();
+                seen += labels.len();
+                bar.set_message(format!("loss {l:.3} lr {lr:.1e}"));
+                bar.inc(1);
+            }
+            Ok(())
+        })?;
         bar.finish_and_clear();
         Ok((loss_sum / seen.max(1) as f64, correct as f64 / seen.max(1) as f64, lr))
-    }
-
-    /// Log-probabilities, targets and labels of one batch (augmented, random frames).
-    fn log_probs(&self, idx: &[usize], rng: &mut ChaCha8Rng) -> Result<(Tensor, Tensor, Vec<usize>)> {
-        let o = self.opts;
-        Ok(match self.frozen {
-            Some((cache, text)) => {
-                let (r, e) = cache.batch(idx, o.frames, rng)?;
-                let labels: Vec<usize> = idx.iter().map(|&i| self.data[i].label).collect();
-                let t =
-                    Tensor::from_vec(labels.iter().map(|&l| l as u32).collect::<Vec<_>>(), labels.len(), self.device)?;
-                (self.model.fuse(&r, &e, text)?, t, labels)
-            }
-            None => {
-                let items: Vec<&Prepared> = idx.iter().map(|&i| &self.data[i]).collect();
-                let b = make_batch(&items, o.frames, self.size, Some(rng), self.device)?;
-                (self.model.forward(&b.rgb, &b.event, self.text)?, b.targets, b.labels)
-            }
-        })
     }
 }
 
@@ -374,13 +413,11 @@ pub fn fit(
         model: &model,
         opt: &mut opt,
         opts: &opts,
-        data: &train_data,
+        batcher: Batcher { opts: &opts, data: &train_data, cache: cache.as_ref(), size, device },
         text: &text,
-        frozen: cache.as_ref().zip(frozen_text.as_ref()),
+        frozen_text: frozen_text.as_ref(),
         warmup,
         total,
-        size,
-        device,
     };
     for epoch in state.epoch..opts.epochs {
         let t0 = Instant::now();
