@@ -54,7 +54,7 @@ pub(crate) fn par_blocks<T: Send>(parts: Vec<T>, parallel: bool, f: impl Fn(usiz
 }
 
 /// Splits `out` into consecutive blocks of `sizes` elements.
-pub(crate) fn split_blocks<'a>(out: &'a mut [f32], sizes: impl Iterator<Item = usize>) -> Vec<&'a mut [f32]> {
+pub(crate) fn split_blocks(out: &mut [f32], sizes: impl Iterator<Item = usize>) -> Vec<&mut [f32]> {
     let mut rest = out;
     sizes
         .map(|n| {

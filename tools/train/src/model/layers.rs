@@ -23,15 +23,16 @@ pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// x @ W^T + b for PyTorch's Linear [out, in], over any leading dims.
 pub fn linear(p: &Params, x: &Tensor, name: &str, bias: bool) -> Result<Tensor> {
-    let w = p.get(&format!("{name}.weight"))?;
-    if bias && fused_cpu(x) {
-        return x.contiguous()?.apply_op3(w, p.get(&format!("{name}.bias"))?, fused::Linear);
-    }
-    let y = matmul_rows(x, &w.t()?)?;
-    if bias {
-        add_bias(&y, p.get(&format!("{name}.bias"))?)
-    } else {
-        Ok(y)
+    let b = if bias { Some(p.get(&format!("{name}.bias"))?) } else { None };
+    affine(x, p.get(&format!("{name}.weight"))?, b)
+}
+
+/// x @ w^T (+ b) for a weight w [out, in].
+fn affine(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    match b {
+        Some(b) if fused_cpu(x) => x.contiguous()?.apply_op3(w, b, fused::Linear),
+        Some(b) => add_bias(&matmul_rows(x, &w.t()?)?, b),
+        None => matmul_rows(x, &w.t()?),
     }
 }
 
@@ -145,11 +146,7 @@ pub fn packed_self_attention(packed: &Tensor, heads: usize, causal: bool) -> Res
 pub fn clip_block(p: &Params, x: &Tensor, name: &str, heads: usize, causal: bool) -> Result<Tensor> {
     let h = layer_norm(p, x, &format!("{name}.ln_1"), 1e-5)?;
     let (w, b) = (p.get(&format!("{name}.attn.in_proj_weight"))?, p.get(&format!("{name}.attn.in_proj_bias"))?);
-    let packed = if fused_cpu(&h) {
-        h.contiguous()?.apply_op3(w, b, fused::Linear)?
-    } else {
-        add_bias(&matmul_rows(&h, &w.t()?)?, b)?
-    };
+    let packed = affine(&h, w, Some(b))?;
     let a = packed_self_attention(&packed, heads, causal)?;
     let x = (x + linear(p, &a, &format!("{name}.attn.out_proj"), true)?)?;
     let h = layer_norm(p, &x, &format!("{name}.ln_2"), 1e-5)?;
