@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the bundled demo: a synthetic 6-class set, the tiny preset trained on it, the
 # exported graphs in onnx/demo*.onnx, and one held-out test recording as onnx/demo-sample.aedat4.
-# Deterministic for a given seed on a given machine (takes ~10 min on 2 cores).
+# Deterministic for a given seed on a given machine (takes ~6 min on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SEED="${SEED:-1}"
