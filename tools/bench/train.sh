@@ -15,6 +15,9 @@ cd "$(dirname "$0")/../.."
 dir="${1:-target/bench-train}"
 seeds="${SEEDS:-1 0 2 3 4}" steps="${STEPS:-30}" rounds="${ROUNDS:-3}" threads="${THREADS:-2}"
 mkdir -p "$dir"
+bash tools/setup.sh
+# GNU time reports each fit's wall time and peak memory: this benchmark's own package.
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq --no-install-recommends time >/dev/null; }
 cargo build --release --quiet -p safe-train
 # A copy: a rebuild while the fits run must not change the binary under them.
 cp target/release/safe-train "$dir/safe-train"
