@@ -16,7 +16,7 @@ use crate::data::batch::{make_batch, prepare, Prepared};
 use crate::data::Dataset;
 use crate::fit::{initial_model, FitOptions, InitFrom};
 use crate::model::{layers, TextTokens};
-use crate::optim::{grad_norm, AdamW};
+use crate::optim::{clip_factor, AdamW};
 
 /// Median milliseconds per phase, and their sum.
 #[derive(Debug, Clone, Serialize)]
@@ -68,8 +68,7 @@ pub fn step_times(data: &Path, opts: &FitOptions, warmup: usize, steps: usize, d
         let t2 = Instant::now();
         let grads = loss.backward()?;
         let t3 = Instant::now();
-        let norm = grad_norm(&model.params, &grads)?;
-        let scale = if norm > opts.grad_clip { opts.grad_clip / (norm + 1e-6) } else { 1.0 };
+        let scale = clip_factor(&model.params, &grads, opts.grad_clip)?;
         let t4 = Instant::now();
         opt.step(&grads, opts.lr, scale)?;
         let t5 = Instant::now();

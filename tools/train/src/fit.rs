@@ -22,7 +22,7 @@ use crate::data::batch::{make_batch, pick_frames, prepare, Batch, Prepared};
 use crate::data::Dataset;
 use crate::eval::{evaluate, Report};
 use crate::model::{init, layers, Params, Safe, TextTokens};
-use crate::optim::{cosine_lr, grad_norm, AdamW};
+use crate::optim::{clip_factor, cosine_lr, AdamW};
 use crate::weights::Weights;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -313,8 +313,7 @@ impl Trainer<'_> {
                 };
                 let loss = layers::nll(&lp, &targets)?;
                 let grads = loss.backward()?;
-                let norm = grad_norm(&self.model.params, &grads)?;
-                let scale = if norm > o.grad_clip { o.grad_clip / (norm + 1e-6) } else { 1.0 };
+                let scale = clip_factor(&self.model.params, &grads, o.grad_clip)?;
                 lr = cosine_lr(o.lr, *step, self.warmup, self.total);
                 self.opt.step(&grads, lr, scale)?;
                 *step += 1;

@@ -4,6 +4,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
+use crate::model::fused::with_data;
 use crate::model::Params;
 
 pub struct AdamW {
@@ -72,13 +73,10 @@ impl AdamW {
         let k = [grad_scale, b1, b2, 1.0 / c1, 1.0 / c2, self.eps, lr, 1.0 - lr * self.weight_decay].map(|x| x as f32);
         for (_, var, m, v) in &mut self.state {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
-            let g = g.contiguous()?;
-            let (storage, layout) = g.storage_and_layout();
-            let candle_core::Storage::Cpu(cpu) = &*storage else { candle_core::bail!("adamw: runs on the CPU only") };
-            let Some((a, b)) = layout.contiguous_offsets() else { candle_core::bail!("adamw: a strided gradient") };
-            let grad = &cpu.as_slice::<f32>()?[a..b];
-            let update = Update { grad, m: std::cell::RefCell::new(m), v: std::cell::RefCell::new(v), k };
-            var.as_tensor().inplace_op1(&update)?;
+            with_data(g, "adamw", |grad| {
+                let update = Update { grad, m: std::cell::RefCell::new(m), v: std::cell::RefCell::new(v), k };
+                var.as_tensor().inplace_op1(&update)
+            })?;
         }
         Ok(())
     }
@@ -113,6 +111,12 @@ impl AdamW {
         }
         Ok(())
     }
+}
+
+/// The factor that scales the gradients of `params` to a global L2 norm of at most `max_norm`.
+pub fn clip_factor(params: &Params, grads: &GradStore, max_norm: f64) -> Result<f64> {
+    let norm = grad_norm(params, grads)?;
+    Ok(if norm > max_norm { max_norm / (norm + 1e-6) } else { 1.0 })
 }
 
 /// The global L2 norm of the gradients of `params`.

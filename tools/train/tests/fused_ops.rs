@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safe_train::model::attention::SelfAttention;
 use safe_train::model::fused::{LayerNorm, Linear, QuickGelu, RowBias, Softmax};
-use safe_train::model::layers::{attention, composite};
+use safe_train::model::layers::composite;
 
 type Op = dyn Fn(&[Tensor]) -> candle_core::Result<Tensor>;
 
@@ -135,16 +135,6 @@ fn row_bias_gradients() {
     }
 }
 
-/// The composite attention on a packed [B, N, 3W] projection (as layers.rs falls back to).
-fn attention_reference(packed: &Tensor, heads: usize, causal: bool) -> candle_core::Result<Tensor> {
-    let w = packed.dim(2)? / 3;
-    let (q, k, v) = (packed.narrow(2, 0, w)?, packed.narrow(2, w, w)?, packed.narrow(2, 2 * w, w)?);
-    let n = packed.dim(1)?;
-    let mask: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::NEG_INFINITY } else { 0.0 }).collect();
-    let mask = Tensor::from_vec(mask, (n, n), &Device::Cpu)?;
-    attention(&q, &k, &v, heads, causal.then_some(&mask))
-}
-
 #[test]
 fn self_attention_gradients() {
     // One head and several, with and without the causal mask (CLIP's text encoder).
@@ -152,7 +142,7 @@ fn self_attention_gradients() {
         check(
             "self-attention",
             &move |t: &[Tensor]| t[0].apply_op1(SelfAttention::new(heads, causal)),
-            &move |t: &[Tensor]| attention_reference(&t[0], heads, causal),
+            &move |t: &[Tensor]| composite::packed_self_attention(&t[0], heads, causal),
             &[&[2, 5, 3 * 6 * heads]],
             seed,
         );
@@ -246,7 +236,7 @@ fn ops_split_over_threads_match_the_composites() {
         check_with(
             "self-attention",
             &move |t: &[Tensor]| t[0].apply_op1(SelfAttention::new(heads, causal)),
-            &move |t: &[Tensor]| attention_reference(&t[0], heads, causal),
+            &move |t: &[Tensor]| composite::packed_self_attention(&t[0], heads, causal),
             &[&[40, 65, 192]],
             15,
             false,

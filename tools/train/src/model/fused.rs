@@ -225,9 +225,8 @@ impl CustomOp3 for LayerNorm {
                             }
                         }
                     });
-                    let db = dwb[n..].to_vec();
                     let mut dw = dwb;
-                    dw.truncate(n);
+                    let db = dw.split_off(n);
                     Ok((dx, dw, db))
                 })
             })
@@ -393,9 +392,8 @@ impl CustomOp3 for Linear {
                 })
             })
         })?;
-        let db = dwb[n * k..].to_vec();
         let mut dw = dwb;
-        dw.truncate(n * k);
+        let db = dw.split_off(n * k);
         Ok((Some(cpu_tensor(dx, x.shape())?), Some(cpu_tensor(dw, w.shape())?), Some(cpu_tensor(db, n)?)))
     }
 }

@@ -98,6 +98,19 @@ pub mod composite {
         e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
     }
 
+    /// Self-attention over a packed q|k|v projection [B, N, 3W], `causal` masking later tokens.
+    pub fn packed_self_attention(packed: &Tensor, heads: usize, causal: bool) -> Result<Tensor> {
+        let (q, k, v) = super::qkv(packed)?;
+        let mask = if causal {
+            let n = packed.dim(1)?;
+            let m: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::NEG_INFINITY } else { 0.0 }).collect();
+            Some(Tensor::from_vec(m, (n, n), packed.device())?)
+        } else {
+            None
+        };
+        super::attention(&q, &k, &v, heads, mask.as_ref())
+    }
+
     pub fn quick_gelu(x: &Tensor) -> Result<Tensor> {
         let s = ((x * -1.702)?.exp()? + 1.0)?.recip()?;
         x * s
@@ -130,15 +143,7 @@ pub fn packed_self_attention(packed: &Tensor, heads: usize, causal: bool) -> Res
     if fused_cpu(packed) {
         return packed.contiguous()?.apply_op1(super::attention::SelfAttention::new(heads, causal));
     }
-    let (q, k, v) = qkv(packed)?;
-    let mask = if causal {
-        let n = packed.dim(1)?;
-        let m: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::NEG_INFINITY } else { 0.0 }).collect();
-        Some(Tensor::from_vec(m, (n, n), packed.device())?)
-    } else {
-        None
-    };
-    attention(&q, &k, &v, heads, mask.as_ref())
+    composite::packed_self_attention(packed, heads, causal)
 }
 
 /// CLIP's residual block (packed in_proj, QuickGELU, LayerNorm eps 1e-5); `causal` masks
