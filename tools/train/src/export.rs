@@ -3,15 +3,18 @@
 //! pair (per-image encoder + fusion) are written with the metadata safed checks at load.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use safed::infer::ort::value::TensorRef;
 use safed::infer::{runtime, SessionConfig};
 
+use crate::calibrate::{self, CalibrationSet};
 use crate::config::SafeConfig;
 use crate::model::Safe;
-use crate::onnx::builder::{encode, GraphBuilder};
+use crate::onnx::builder::{encode, GraphBuilder, WeightMatmul};
 use crate::onnx::fp16;
+use crate::onnx::quant::Ranges;
 use crate::onnx::safe::{self, Export, Precision};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
@@ -74,7 +77,14 @@ impl Graph {
 
 pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
     let mut g = GraphBuilder::new();
-    g.int8 = e.precision == Precision::Int8;
+    g.weight_matmul = match (e.precision, e.calibration) {
+        (Precision::Int8, _) => WeightMatmul::Int8Dynamic,
+        (Precision::Int8Static, Some(r)) => WeightMatmul::Int8Static(Arc::new(r.clone())),
+        (Precision::Int8Static, None) => {
+            bail!("int8-static needs activation ranges: calibrate on samples (--calibrate DATA)")
+        }
+        _ => WeightMatmul::Float,
+    };
     match graph {
         Graph::Full => safe::full_graph(&mut g, e)?,
         Graph::Encoder => safe::encoder_graph(&mut g, e)?,
@@ -96,7 +106,10 @@ pub fn build(e: &Export, graph: Graph, source: &str) -> Result<Vec<u8>> {
         ("safe.source", source.to_string()),
         ("safe.weights", e.precision.name().to_string()),
     ];
-    let meta: Vec<(String, String)> = meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let mut meta: Vec<(String, String)> = meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    if let (Precision::Int8Static, Some(r)) = (e.precision, e.calibration) {
+        meta.push(("safe.calibration".into(), r.source.clone()));
+    }
     let mut model = g.finish(&format!("safe_{}", graph.role()), &meta);
     if e.precision == Precision::Fp16 {
         fp16::convert(&mut model)?;
@@ -119,12 +132,45 @@ pub fn write_model(
     out: &Path,
     split: bool,
     precision: Precision,
+    calibrate: Option<&CalibrationSet>,
     checkpoint: &str,
 ) -> Result<Vec<PathBuf>> {
     let weights = model.params.to_weights(checkpoint)?;
     let text_features = text_features(&weights, &model.config, labels, &SessionConfig::default())?;
-    let e = Export { weights: &weights, config: &model.config, labels, text_features: &text_features, precision };
+    let mut e = Export {
+        weights: &weights,
+        config: &model.config,
+        labels,
+        text_features: &text_features,
+        precision,
+        calibration: None,
+    };
+    let ranges = calibration(&e, calibrate)?;
+    e.calibration = ranges.as_ref();
     write_all(&e, out, split, &format!("safe-train checkpoint {checkpoint}"))
+}
+
+/// The activation ranges `e`'s precision needs: calibrated on `from` for int8-static, none
+/// otherwise (calibration samples given for another precision are a mistake worth saying).
+pub fn calibration(e: &Export, from: Option<&CalibrationSet>) -> Result<Option<Ranges>> {
+    match (e.precision, from) {
+        (Precision::Int8Static, Some(set)) => {
+            let t = std::time::Instant::now();
+            let r = calibrate::ranges_from_dataset(e, set, &SessionConfig::default())?;
+            eprintln!(
+                "calibrated {} activation ranges ({}) in {:.1} s",
+                r.ranges.len(),
+                r.source,
+                t.elapsed().as_secs_f64()
+            );
+            Ok(Some(r))
+        }
+        (Precision::Int8Static, None) => {
+            bail!("int8-static needs activation ranges: give samples to calibrate on (--calibrate DATA)")
+        }
+        (p, Some(_)) => bail!("--calibrate is for int8-static; {} has no activation ranges", p.name()),
+        (_, None) => Ok(None),
+    }
 }
 
 /// Writes the full graph to `out` and, with `split`, the encoder/fusion pair beside it.

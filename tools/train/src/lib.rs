@@ -1,6 +1,7 @@
 //! safe-train: imports, trains and exports SAFE models for safed.
 
 pub mod bench;
+pub mod calibrate;
 pub mod checkpoint;
 pub mod clip_names;
 pub mod config;

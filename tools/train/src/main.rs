@@ -3,7 +3,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use safe_train::calibrate::CalibrationSet;
 use safe_train::checkpoint;
 use safe_train::config::SafeConfig;
 use safe_train::data::batch::prepare;
@@ -163,13 +164,45 @@ struct ExportArgs {
     /// Write only the full graph.
     #[arg(long)]
     no_split: bool,
-    /// Quantise the weights: int8 per output channel, activations quantised dynamically.
-    #[arg(long, value_parser = ["int8"], conflicts_with = "precision")]
+    #[command(flatten)]
+    precision: PrecisionArgs,
+}
+
+/// How the graphs hold their weights, and what int8-static calibrates on.
+#[derive(Debug, clap::Args)]
+struct PrecisionArgs {
+    /// Quantise weight MatMuls to int8 per output channel: `int8` (also `int8-dynamic`:
+    /// activations quantised per call, ONNX Runtime's MatMulInteger path) or `int8-static`
+    /// (activations with ranges calibrated on --calibrate DATA, as QuantizeLinear /
+    /// DequantizeLinear pairs: the int8 OpenVINO is built for).
+    #[arg(long, value_parser = ["int8", "int8-dynamic", "int8-static"], conflicts_with = "precision")]
     quantize: Option<String>,
-    /// fp32, fp16 (weights and compute; inputs and outputs stay float32: for GPUs) or int8
-    /// (the same as --quantize int8).
+    /// fp32, fp16 (weights and compute; inputs and outputs stay float32: for GPUs), int8 or
+    /// int8-static (the same as --quantize).
     #[arg(long, value_enum)]
     precision: Option<Precision>,
+    /// The dataset int8-static's activation ranges are calibrated on (any layout safed reads).
+    #[arg(long, value_name = "DATA")]
+    calibrate: Option<PathBuf>,
+    /// The split of --calibrate to use.
+    #[arg(long, default_value = "train", requires = "calibrate")]
+    calibration_split: String,
+    /// How many samples of it, evenly spaced over the split.
+    #[arg(long, default_value_t = 32, requires = "calibrate")]
+    calibration_samples: usize,
+}
+
+impl PrecisionArgs {
+    /// `--quantize Q` is `--precision Q` (clap keeps the two from being given together).
+    fn precision(&self) -> Precision {
+        let named = self.quantize.as_deref().and_then(|q| Precision::from_str(q, true).ok());
+        named.or(self.precision).unwrap_or_default()
+    }
+
+    fn calibration_set(&self) -> Option<CalibrationSet> {
+        let root = self.calibrate.clone()?;
+        Some(CalibrationSet { root, split: self.calibration_split.clone(), samples: self.calibration_samples })
+    }
 }
 
 fn synth(a: SynthArgs) -> Result<()> {
@@ -252,7 +285,8 @@ fn export_cmd(a: ExportArgs) -> Result<()> {
         &state.labels,
         &a.output,
         !a.no_split,
-        precision(a.quantize.as_deref(), a.precision),
+        a.precision.precision(),
+        a.precision.calibration_set().as_ref(),
         &source,
     )? {
         eprintln!("wrote {}", path.display());
@@ -305,14 +339,8 @@ struct ImportArgs {
     /// Write only the full graph.
     #[arg(long)]
     no_split: bool,
-    /// Quantise the weights: int8 per output channel, activations quantised dynamically
-    /// (ONNX Runtime's MatMulInteger path; VNNI where the CPU has it).
-    #[arg(long, value_parser = ["int8"], conflicts_with = "precision")]
-    quantize: Option<String>,
-    /// fp32, fp16 (weights and compute; inputs and outputs stay float32: for GPUs) or int8
-    /// (the same as --quantize int8).
-    #[arg(long, value_enum)]
-    precision: Option<Precision>,
+    #[command(flatten)]
+    precision: PrecisionArgs,
 }
 
 fn import(args: ImportArgs) -> Result<()> {
@@ -330,21 +358,22 @@ fn import(args: ImportArgs) -> Result<()> {
         config.classes
     );
     let text_features = export::text_features(&weights, &config, &labels, &SessionConfig::default())?;
-    let precision = precision(args.quantize.as_deref(), args.precision);
-    let e = Export { weights: &weights, config: &config, labels: &labels, text_features: &text_features, precision };
+    let precision = args.precision.precision();
+    let mut e = Export {
+        weights: &weights,
+        config: &config,
+        labels: &labels,
+        text_features: &text_features,
+        precision,
+        calibration: None,
+    };
+    let ranges = export::calibration(&e, args.precision.calibration_set().as_ref())?;
+    e.calibration = ranges.as_ref();
     let source = args.checkpoint.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     for path in export::write_all(&e, &args.output, !args.no_split, &source)? {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// `--quantize int8` is `--precision int8` (clap keeps the two from being given together).
-fn precision(quantize: Option<&str>, precision: Option<Precision>) -> Precision {
-    match quantize {
-        Some(_) => Precision::Int8,
-        None => precision.unwrap_or_default(),
-    }
 }
 
 /// A training step allocates and frees the same large tensors (activations, gradients: up to

@@ -26,7 +26,7 @@ fn every_layout_replays_as_eval_scores_it() {
     fit(&data, &run, opts, &InitFrom::default(), None, &Device::Cpu).unwrap();
     let (model, state) = checkpoint::load_model(&run.join("last"), &Device::Cpu).unwrap();
     let onnx = tmp.path().join("m.onnx");
-    write_model(&model, &state.labels, &onnx, true, Precision::Fp32, "test").unwrap();
+    write_model(&model, &state.labels, &onnx, true, Precision::Fp32, None, "test").unwrap();
     let text = TextTokens::new(&state.labels, model.config.context, &Device::Cpu).unwrap();
 
     for (layout, name) in [

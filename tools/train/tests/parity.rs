@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use common::{fixture, max_diff, npy_f32};
 
+use prost::Message;
+use safe_train::calibrate;
 use safe_train::config::SafeConfig;
 use safe_train::export::{self, read_labels, Graph};
 use safe_train::onnx::safe::{Export, Precision};
@@ -85,7 +87,14 @@ fn text_features_match() {
 
 /// The fixture's model, ready to write at `precision`.
 fn export_of(l: &Loaded, precision: Precision) -> Export<'_> {
-    Export { weights: &l.weights, config: &l.config, labels: &l.labels, text_features: &l.text, precision }
+    Export {
+        weights: &l.weights,
+        config: &l.config,
+        labels: &l.labels,
+        text_features: &l.text,
+        precision,
+        calibration: None,
+    }
 }
 
 /// The fixture's inputs: shape [B, F, 3, S, S], rgb, event.
@@ -320,4 +329,62 @@ fn openvino_backend_matches_the_authors_and_int8_keeps_the_top_class() {
         eprintln!("OpenVINO {precision:?}: max |log_prob - authors'| = {d:e}");
         assert!(d < bound, "OpenVINO {precision:?}: {d} from the authors'");
     }
+}
+
+/// int8-static (QDQ, calibrated on the fixture's own inputs: the fixture has no other samples)
+/// keeps the authors' top classes on both backends, its split pair agrees with its full graph,
+/// and the graphs say what they are.
+#[test]
+fn int8_static_keeps_the_top_class_on_both_backends() {
+    let Some(l) = load() else { return };
+    let (shape, rgb, event) = inputs(&l);
+    let float = export_of(&l, Precision::Fp32);
+    let batches = [Ok((shape.clone(), rgb.clone(), event.clone()))];
+    let ranges = calibrate::ranges(&float, batches, &SessionConfig::default(), "fixture inputs".into()).unwrap();
+    // Every weight MatMul of the encoder (4 a block, and the projection) and of the fusion model.
+    let layers = l.config.vision_layers as usize;
+    assert_eq!(ranges.ranges.len(), 4 * layers + 1 + 13, "{:?}", ranges.ranges.keys());
+    let e = Export { precision: Precision::Int8Static, calibration: Some(&ranges), ..float };
+    let graph = export::build(&e, Graph::Full, "test").unwrap();
+    let meta = safed::infer::onnx_meta::read(&graph).unwrap();
+    let value = |k: &str| meta.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    assert_eq!(value("safe.weights"), Some("int8-static"));
+    assert_eq!(value("safe.calibration"), Some("fixture inputs"));
+    let model = safe_train::onnx::proto::ModelProto::decode(&graph[..]).unwrap();
+    let ops = |op: &str| model.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type() == op).count();
+    assert!(ops("QuantizeLinear") > 0 && ops("MatMulInteger") == 0, "not a QDQ graph");
+
+    let want = npy_f32(&l.dir.join("logits.npy")).1;
+    let argmax = |row: &[f32]| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    let mut by_backend = Vec::new();
+    for backend in [safed::infer::Backend::Onnxruntime, safed::infer::Backend::Openvino] {
+        let session = SessionConfig { backend, ..SessionConfig::default() };
+        let mut model = safed::infer::SafeModel::from_bytes(&graph, "test", &session).unwrap();
+        let got: Vec<f32> = model.classify(&rgb, &event).unwrap().concat();
+        for (g, w) in got.chunks(10).zip(want.chunks(10)) {
+            assert_eq!(argmax(g), argmax(w), "int8-static on {backend:?} changed the top class");
+        }
+        let d = max_diff(&got, &want);
+        eprintln!("int8-static on {backend:?}: max |log_prob - authors'| = {d:e}");
+        assert!(d < 0.2, "int8-static on {backend:?}: {d} from the authors'");
+        by_backend.push(got);
+    }
+    let d = max_diff(&by_backend[0], &by_backend[1]);
+    eprintln!("int8-static: ONNX Runtime against OpenVINO: max |diff| = {d:e}");
+    assert!(d < 0.05, "the backends differ by {d} on the same int8-static graph");
+}
+
+/// int8-static without samples to calibrate on, or samples for a precision that takes none, is
+/// an error that says what to give.
+#[test]
+fn int8_static_asks_for_calibration_samples() {
+    let Some(l) = load() else { return };
+    let e = export_of(&l, Precision::Int8Static);
+    let err = export::build(&e, Graph::Full, "test").unwrap_err().to_string();
+    assert!(err.contains("--calibrate DATA"), "{err}");
+    let err = export::calibration(&e, None).unwrap_err().to_string();
+    assert!(err.contains("--calibrate DATA"), "{err}");
+    let set = safe_train::calibrate::CalibrationSet { root: "data".into(), split: "train".into(), samples: 4 };
+    let err = export::calibration(&export_of(&l, Precision::Fp32), Some(&set)).unwrap_err().to_string();
+    assert!(err.contains("--calibrate is for int8-static"), "{err}");
 }

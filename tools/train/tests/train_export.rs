@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use candle_core::Device;
+use safe_train::calibrate::CalibrationSet;
 use safe_train::checkpoint;
 use safe_train::data::batch::prepare;
 use safe_train::data::synth::{write_dataset, SynthOptions};
@@ -54,7 +55,7 @@ fn exported_graphs_agree_with_the_trained_model() {
     let from_recordings = evaluate(&model, &text, &prepare(&recorded, size).unwrap(), 4, &Device::Cpu).unwrap();
 
     let onnx = tmp.path().join("m.onnx");
-    write_model(&model, &state.labels, &onnx, true, Precision::Fp32, "test").unwrap();
+    write_model(&model, &state.labels, &onnx, true, Precision::Fp32, None, "test").unwrap();
     let mut full = SafeModel::load(&onnx, &SessionConfig::default()).unwrap();
 
     let mut worst = 0f32;
@@ -145,7 +146,7 @@ fn a_voxel_model_is_exported_and_served_as_one() {
     let report = evaluate(&model, &text, &prepare(&test, size).unwrap(), 4, &Device::Cpu).unwrap();
 
     let onnx = tmp.path().join("v.onnx");
-    write_model(&model, &state.labels, &onnx, true, Precision::Fp32, "test").unwrap();
+    write_model(&model, &state.labels, &onnx, true, Precision::Fp32, None, "test").unwrap();
     let (streaming, _) = safed::pipeline::load_model(Some(&onnx), SessionConfig::default()).unwrap();
     assert_eq!(streaming.events(), Representation::Voxel, "safed renders what the model was trained on");
     let mut full = SafeModel::load(&onnx, &SessionConfig::default()).unwrap();
@@ -178,4 +179,46 @@ fn a_voxel_model_is_exported_and_served_as_one() {
     std::fs::remove_file(rec).unwrap();
     let err = Dataset::open_for(&data, "test", Representation::Voxel).unwrap_err();
     assert!(format!("{err:#}").contains("voxel input needs the recorded events"), "{sample}: {err:#}");
+}
+
+/// int8-static through the exporter: calibrated on samples of the training split, its graphs
+/// (the full one and the streaming pair) load on both backends, stay near the float model on the
+/// test split, and the two backends agree on them.
+#[test]
+fn int8_static_export_calibrates_on_the_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run) = (tmp.path().join("data"), tmp.path().join("run"));
+    small_set(&data);
+    fit(&data, &run, FitOptions { epochs: 1, ..options() }, &InitFrom::default(), None, &Device::Cpu).unwrap();
+    let (model, state) = checkpoint::load_model(&run.join("last"), &Device::Cpu).unwrap();
+    let (fp32, int8) = (tmp.path().join("f.onnx"), tmp.path().join("q.onnx"));
+    write_model(&model, &state.labels, &fp32, false, Precision::Fp32, None, "test").unwrap();
+    let set = CalibrationSet { root: data.clone(), split: "train".into(), samples: 4 };
+    let written = write_model(&model, &state.labels, &int8, true, Precision::Int8Static, Some(&set), "test").unwrap();
+    assert_eq!(written.len(), 3, "{written:?}");
+
+    let ov = SessionConfig { backend: safed::infer::Backend::Openvino, ..SessionConfig::default() };
+    let mut float = SafeModel::load(&fp32, &SessionConfig::default()).unwrap();
+    let mut on_ort = SafeModel::load(&int8, &SessionConfig::default()).unwrap();
+    let mut on_ov = SafeModel::load(&int8, &ov).unwrap();
+    for session in [SessionConfig::default(), ov] {
+        safed::pipeline::load_model(Some(&int8), session).expect("the int8-static streaming pair loads");
+    }
+    let size = model.config.image_size as u32;
+    let (mut drift, mut backends) = (0f32, 0f32);
+    for sample in &Dataset::open(&data, "test").unwrap().samples {
+        let Source::Frames { aps, dvs } = &sample.source else { unreachable!() };
+        let rgb = frames_from_dir(aps, 3, size, float.mean, float.std).unwrap();
+        let event = frames_from_dir(dvs, 3, size, float.mean, float.std).unwrap();
+        let want = float.classify(&rgb, &event).unwrap().remove(0);
+        let (a, b) =
+            (on_ort.classify(&rgb, &event).unwrap().remove(0), on_ov.classify(&rgb, &event).unwrap().remove(0));
+        for ((w, x), y) in want.iter().zip(&a).zip(&b) {
+            drift = drift.max((w - x).abs()).max((w - y).abs());
+            backends = backends.max((x - y).abs());
+        }
+    }
+    eprintln!("int8-static: max |log_prob - fp32| = {drift:e}, ONNX Runtime against OpenVINO {backends:e}");
+    assert!(drift > 0.0 && drift < 0.3, "int8-static drifts {drift} from fp32");
+    assert!(backends < 0.05, "the backends differ by {backends} on the same graph");
 }

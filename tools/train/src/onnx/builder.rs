@@ -41,8 +41,26 @@ pub struct GraphBuilder {
     stored: std::collections::HashSet<String>,
     /// Prefix of generated names (a scope such as "visual.block3").
     scope: Vec<String>,
-    /// Quantise weight MatMuls to int8 (per output channel; activations dynamically).
-    pub int8: bool,
+    /// How `x @ W` for a constant weight is written (float, int8, or tapped for calibration).
+    pub weight_matmul: WeightMatmul,
+    /// (activation, weight name) of every weight MatMul, in calibration mode.
+    pub taps: Vec<(String, String)>,
+}
+
+/// How the graphs write a MatMul by a constant weight.
+#[derive(Debug, Clone, Default)]
+pub enum WeightMatmul {
+    #[default]
+    Float,
+    /// Weights int8 per output channel, activations quantised per call (ONNX Runtime's
+    /// MatMulInteger path).
+    Int8Dynamic,
+    /// Weights int8 per output channel, activations int8 with the calibrated ranges, as
+    /// QuantizeLinear / DequantizeLinear pairs around a float MatMul (the QDQ form OpenVINO and
+    /// ONNX Runtime both fuse into integer kernels).
+    Int8Static(std::sync::Arc<super::quant::Ranges>),
+    /// Float MatMuls, each activation recorded in `taps` to be made a graph output.
+    Calibrate,
 }
 
 fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
@@ -106,6 +124,17 @@ impl GraphBuilder {
             ..Default::default()
         });
         self.outputs.push(value_info(name, elem, dims));
+    }
+
+    /// Declares `value` a graph output named `name` of float elements and any shape.
+    pub fn output_any_shape(&mut self, value: &str, name: &str) {
+        self.output(value, name, DataType::Float, &[]);
+        if let Some(tensor) = self.outputs.last_mut().and_then(|o| o.r#type.as_mut()).and_then(|t| match &mut t.value {
+            Some(type_proto::Value::TensorType(t)) => Some(t),
+            _ => None,
+        }) {
+            tensor.shape = None;
+        }
     }
 
     /// A float initializer; `name` is kept (weights keep the checkpoint's names).

@@ -3,50 +3,31 @@
 
 use anyhow::{ensure, Result};
 
-use super::builder::{Attr, GraphBuilder};
-use super::proto::tensor_proto::DataType;
+use super::builder::{Attr, GraphBuilder, WeightMatmul};
+use super::quant;
 use crate::weights::{Tensor, Weights};
 
-/// `x @ w` for a constant [in, out] weight named `name`: a float MatMul, or with `g.int8` the
-/// pattern ONNX Runtime's dynamic quantisation writes (and fuses into DynamicQuantizeMatMul):
-/// activations quantised per call to uint8, weights int8 per output channel (symmetric).
-pub fn matmul_weight(g: &mut GraphBuilder, x: &str, name: &str, w: &Tensor) -> String {
-    if !g.int8 {
-        let wt = g.weight(name, &w.dims, &w.data);
-        return g.node("MatMul", &[x, &wt], &[]);
-    }
-    let (rows, cols) = (w.dims[0] as usize, w.dims[1] as usize);
-    let mut scales = vec![0f32; cols];
-    for r in 0..rows {
-        for (c, s) in scales.iter_mut().enumerate() {
-            *s = s.max(w.data[r * cols + c].abs());
+/// `x @ w` for a constant [in, out] weight named `name`, as `g.weight_matmul` says: a float
+/// MatMul, int8 (dynamic or static, `quant`), or a float MatMul whose input is tapped for
+/// calibration.
+pub fn matmul_weight(g: &mut GraphBuilder, x: &str, name: &str, w: &Tensor) -> Result<String> {
+    match g.weight_matmul.clone() {
+        WeightMatmul::Int8Dynamic => Ok(quant::dynamic_matmul(g, x, name, w)),
+        WeightMatmul::Int8Static(ranges) => quant::static_matmul(g, x, name, w, &ranges),
+        mode => {
+            if matches!(mode, WeightMatmul::Calibrate) {
+                g.taps.push((x.to_string(), name.to_string()));
+            }
+            let wt = g.weight(name, &w.dims, &w.data);
+            Ok(g.node("MatMul", &[x, &wt], &[]))
         }
     }
-    scales.iter_mut().for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
-    let q: Vec<u8> = w
-        .data
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v / scales[i % cols]).round().clamp(-127.0, 127.0) as i8 as u8)
-        .collect();
-    let wq = g.raw(&format!("{name}_int8"), &w.dims, DataType::Int8, q);
-    let wzp = g.raw(&format!("{name}_zero_point"), &[cols as i64], DataType::Int8, vec![0; cols]);
-    let ws = g.weight(&format!("{name}_scale"), &[cols as i64], &scales);
-    let (xq, xs, xzp) = (format!("{x}_quantized"), format!("{x}_scale"), format!("{x}_zero_point"));
-    // One quantisation of x serves every weight it meets.
-    if !g.stored_value(&xq) {
-        g.node_n("DynamicQuantizeLinear", &[x], &[], &[&xq, &xs, &xzp]);
-    }
-    let y = g.node("MatMulInteger", &[&xq, &wq, &xzp, &wzp], &[]);
-    let y = g.node("Cast", &[&y], &[("to", Attr::Type(DataType::Float))]);
-    let scale = g.node("Mul", &[&xs, &ws], &[]);
-    g.node("Mul", &[&y, &scale], &[])
 }
 
 /// `x @ W^T + b` for a PyTorch Linear named `prefix` (`bias`: whether it has one).
 pub fn linear(g: &mut GraphBuilder, w: &Weights, x: &str, prefix: &str, bias: bool) -> Result<String> {
     let weight = w.linear_t(&format!("{prefix}.weight"))?;
-    let y = matmul_weight(g, x, &format!("{prefix}.weight^T"), &weight);
+    let y = matmul_weight(g, x, &format!("{prefix}.weight^T"), &weight)?;
     if !bias {
         return Ok(y);
     }
@@ -136,7 +117,7 @@ pub fn clip_block(
     let width = w.get(&format!("{prefix}.ln_1.weight"))?.dims[0];
     let h = layer_norm(g, w, x, &format!("{prefix}.ln_1"), 1e-5)?;
     let in_w = w.linear_t(&format!("{prefix}.attn.in_proj_weight"))?;
-    let qkv = matmul_weight(g, &h, &format!("{prefix}.attn.in_proj_weight^T"), &in_w);
+    let qkv = matmul_weight(g, &h, &format!("{prefix}.attn.in_proj_weight^T"), &in_w)?;
     let in_b = w.get(&format!("{prefix}.attn.in_proj_bias"))?;
     let in_b = g.weight(&format!("{prefix}.attn.in_proj_bias"), &in_b.dims, &in_b.data);
     let qkv = g.node("Add", &[&qkv, &in_b], &[]);

@@ -7,6 +7,7 @@ use anyhow::{ensure, Result};
 use super::builder::{Attr, Dim, GraphBuilder};
 use super::layers::{attention, clip_block, layer_norm, linear, matmul_weight, vit_block};
 use super::proto::tensor_proto::DataType;
+use super::quant::Ranges;
 use crate::config::SafeConfig;
 use crate::weights::Weights;
 
@@ -18,6 +19,8 @@ pub struct Export<'a> {
     /// CLIP text features of the labels, [C, E] row-major.
     pub text_features: &'a [f32],
     pub precision: Precision,
+    /// Activation ranges for `Precision::Int8Static` (from `crate::calibrate`).
+    pub calibration: Option<&'a Ranges>,
 }
 
 /// How the graphs hold their weights and compute.
@@ -29,7 +32,12 @@ pub enum Precision {
     Fp16,
     /// Weight MatMuls in int8 per output channel, activations quantised dynamically
     /// (ONNX Runtime's MatMulInteger path; VNNI where the CPU has it).
+    #[value(name = "int8", alias = "int8-dynamic")]
     Int8,
+    /// Weight MatMuls in int8 per output channel, activations int8 with ranges calibrated on
+    /// dataset samples, as QuantizeLinear/DequantizeLinear pairs (the int8 OpenVINO is built for).
+    #[value(name = "int8-static")]
+    Int8Static,
 }
 
 impl Precision {
@@ -39,6 +47,7 @@ impl Precision {
             Precision::Fp32 => "fp32",
             Precision::Fp16 => "fp16",
             Precision::Int8 => "int8-dynamic",
+            Precision::Int8Static => "int8-static",
         }
     }
 }
@@ -87,7 +96,7 @@ pub fn vision(g: &mut GraphBuilder, w: &Weights, c: &SafeConfig, images: &str) -
             })?;
         }
         x = layer_norm(g, w, &x, "visual.ln_post", 1e-5)?;
-        Ok(matmul_weight(g, &x, "visual.proj", w.get("visual.proj")?))
+        matmul_weight(g, &x, "visual.proj", w.get("visual.proj")?)
     })
 }
 
