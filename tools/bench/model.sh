@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The SAFE inference benchmark: a full-size ViT-B/16 SAFE checkpoint in the authors' format
-# (random weights, 114 classes: PokerEvent's size), imported fp32 and int8, and ONNX Runtime's
+# (random weights, 114 classes: PokerEvent's size), imported fp32, int8 (dynamic) and int8-static
+# (QDQ, calibrated on CALIBRATION_SAMPLES synthetic samples, default 16), and ONNX Runtime's
 # own quantizer (quantize_dynamic, from the onnxruntime wheel in .venv) applied to our fp32
 # graphs as the int8 anchor. Per-sample latency at batch 1 for the full graph (5 RGB frames + 5
 # event images) and for a streaming update (2 encoder passes + fusion); the multiply-accumulates
@@ -30,6 +31,11 @@ cargo build --release --quiet -p safed -p safe-train
 python3 -c 'print("\n".join(f"class {i}" for i in range(114)))' > "$dir/labels.txt"
 ./target/release/safe-train import "$dir/vitb16.pth" -o "$dir/fp32.onnx" --labels "$dir/labels.txt" >&2
 ./target/release/safe-train import "$dir/vitb16.pth" -o "$dir/int8.onnx" --labels "$dir/labels.txt" --quantize int8 >&2
+# int8-static (QDQ) calibrated on dataset samples: a small synthetic set here (the weights are
+# random, so any images do for timing; the parity rows below say what it costs in answers).
+[ -d "$dir/calibration" ] || ./target/release/safe-train synth "$dir/calibration" --classes 6 --samples-per-class 6 >&2
+./target/release/safe-train import "$dir/vitb16.pth" -o "$dir/int8s.onnx" --labels "$dir/labels.txt" \
+    --quantize int8-static --calibrate "$dir/calibration" --calibration-samples "${CALIBRATION_SAMPLES:-16}" >&2
 for graph in "" .encoder .fusion; do
     $py tools/bench/quantize_anchor.py "$dir/fp32$graph.onnx" "$dir/ort-int8$graph.onnx" >&2
 done
@@ -73,9 +79,11 @@ PY
 echo "| against fp32, $samples random samples (seed $seed) | top-1 agreement | max log-prob drift | mean per-sample max |"
 echo "|---|---|---|---|"
 parity=(--against "$dir/fp32.onnx" --rgb-tensor "$dir/parity-rgb.npy" --event-tensor "$dir/parity-event.npy")
-for q in ort-int8 int8; do
+for q in ort-int8 int8 int8s; do
     bench --model "$dir/$q.onnx" "${parity[@]}" | row "$q.onnx"
 done
+bench --model "$dir/int8s.onnx" --backend openvino "${parity[@]}" --against-backend onnxruntime |
+    row "int8s.onnx on OpenVINO"
 # Our fp32 graph on the OpenVINO backend against itself on ONNX Runtime.
 for precision in f32 bf16; do
     bench --model "$dir/fp32.onnx" --backend openvino --openvino-precision "$precision" "${parity[@]}" \

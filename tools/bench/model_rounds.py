@@ -8,7 +8,8 @@ ratios.
 OpenVINO rows (openvino_bench.py) join when OV_PYTHON names a Python with the openvino wheel:
 our fp32 graph at OpenVINO's f32 and at its default precision (bf16 where the CPU has AVX-512
 BF16 or AMX), and OpenVINO on our int8 graph; then safed's own OpenVINO backend
-(`--backend openvino`) at f32 and bf16.
+(`--backend openvino`) at f32 and bf16; then our int8-static (QDQ) graph on OpenVINO itself,
+on safed's OpenVINO backend and on ONNX Runtime.
 
 usage: python model_rounds.py DIR THREADS RUNS ROUNDS FULL_GMAC UPDATE_GMAC PEAK
 """
@@ -42,6 +43,15 @@ if ov_python:
         ("ov-int8-u", "OpenVINO, our int8 graph, streaming update", "int8.encoder.onnx", "update", "ort-u", "default"),
         ("safed-ov-u", "safed --backend openvino, f32, streaming update", "fp32.encoder.onnx", "update", "ort-u", "safed:f32"),
         ("safed-ov-bf16-u", "safed --backend openvino, bf16, streaming update", "fp32.encoder.onnx", "update", "ort-u", "safed:bf16"),
+        # int8-static (QDQ, calibrated): the int8 OpenVINO is built for, on both runtimes.
+        ("ov-int8s", "OpenVINO, our int8-static graph, full", "int8s.onnx", "full", "ort", "default"),
+        ("safed-ov-int8s", "safed --backend openvino, int8-static full graph", "int8s.onnx", "full", "ort", "safed:f32"),
+        ("safed-ov-int8s-bf16", "safed --backend openvino at bf16, int8-static full graph", "int8s.onnx", "full", "ort", "safed:bf16"),
+        ("ort-int8s", "safed (ONNX Runtime), int8-static full graph", "int8s.onnx", "full", "ort", None),
+        ("ov-int8s-u", "OpenVINO, our int8-static graph, streaming update", "int8s.encoder.onnx", "update", "ort-u", "default"),
+        ("safed-ov-int8s-u", "safed --backend openvino, int8-static streaming update", "int8s.encoder.onnx", "update", "ort-u", "safed:f32"),
+        ("safed-ov-int8s-bf16-u", "safed --backend openvino at bf16, int8-static streaming update", "int8s.encoder.onnx", "update", "ort-u", "safed:bf16"),
+        ("ort-int8s-u", "safed (ONNX Runtime), int8-static streaming update", "int8s.encoder.onnx", "update", "ort-u", None),
     ]
 
 
@@ -74,3 +84,22 @@ for key, label, _, mode, anchor, _ in rows:
         ratio = f"{statistics.median(r):.2f}× ({min(r):.2f}–{max(r):.2f})"
     per_round = ", ".join(f"{t / 1000:.3f}" for t in times[key])
     print(f"| {label} | {ms / 1000:.3f} s ({per_round}) | {rate:.0f} | {share} | {ratio} |")
+
+# The issue's targets: safed's best row (either backend) against OpenVINO's own best and against
+# the anchor, per round (each ratio compares graphs timed in the same minute).
+if ov_python:
+    print()
+    print("| per call | safed's best | OpenVINO's own best | ONNX Runtime quantize_dynamic | OpenVINO's / safed's (range) | anchor / safed's (range) |")
+    print("|---|---|---|---|---|---|")
+    labels = {key: label for key, label, *_ in rows}
+    for mode, anchor in (("full", "ort"), ("update", "ort-u")):
+        ours = [k for k, _, _, m, _, p in rows if m == mode and (p is None or p.startswith("safed:")) and k != anchor]
+        theirs = [k for k, _, _, m, _, p in rows if m == mode and p is not None and not p.startswith("safed:")]
+        best = lambda keys: min(keys, key=lambda k: statistics.median(times[k]))
+        a, b = best(ours), best(theirs)
+        cells = []
+        for other in (b, anchor):
+            r = [x / y for x, y in zip(times[other], times[a])]
+            cells.append(f"{statistics.median(r):.2f}× ({min(r):.2f}–{max(r):.2f})")
+        ms = lambda k: f"{statistics.median(times[k]) / 1000:.3f} s"
+        print(f"| {mode} | {ms(a)}: {labels[a]} | {ms(b)}: {labels[b]} | {ms(anchor)} | {cells[0]} | {cells[1]} |")

@@ -34,8 +34,8 @@ impl Range {
     /// The scale of symmetric int8 (zero point 0) covering the range. Symmetric, not uint8
     /// with a zero point: OpenVINO 2026.4.1 cannot compile the fusion graph with activation
     /// zero points (its MatMul transformation fails a broadcast check on the per-token zero
-    /// point it builds through the Concat before self-attention), and ONNX Runtime runs both
-    /// forms at the same speed here (docs/models.md).
+    /// point it builds through the Concat before self-attention). ONNX Runtime, whose int8 is
+    /// the dynamic graph, runs neither form faster than that (docs/models.md).
     pub fn int8_scale(self) -> f32 {
         let m = self.min.abs().max(self.max.abs());
         if m > 0.0 {
