@@ -7,14 +7,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, ensure, Result};
-use serde::{Deserialize, Serialize};
 
 use super::builder::{Attr, GraphBuilder};
 use super::proto::tensor_proto::DataType;
 use crate::weights::Tensor;
 
 /// The observed range of one weight MatMul's input activation.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Range {
     pub min: f32,
     pub max: f32,
@@ -48,7 +47,7 @@ impl Range {
 
 /// Calibrated activation ranges by weight name (the checkpoint's, as the graphs store it), and
 /// what they were calibrated on.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Ranges {
     pub ranges: BTreeMap<String, Range>,
     /// The samples, in words (goes into the graphs' `safe.calibration`).
@@ -119,4 +118,31 @@ pub fn static_matmul(g: &mut GraphBuilder, x: &str, name: &str, w: &Tensor, rang
         g.node_n("DequantizeLinear", &[&wq, &ws, &wzp], &[("axis", Attr::Int(1))], &[&wd]);
     }
     Ok(g.node("MatMul", &[&xd, &wd], &[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_skip_values_that_are_not_finite() {
+        assert_eq!(Range::of(&[]), None);
+        assert_eq!(Range::of(&[f32::NAN, f32::INFINITY]), None);
+        let r = Range::of(&[f32::NAN, -2.0, 0.5, f32::NEG_INFINITY, 3.0]).unwrap();
+        assert_eq!(r, Range { min: -2.0, max: 3.0 });
+        assert_eq!(r.union(Range { min: -5.0, max: 1.0 }), Range { min: -5.0, max: 3.0 });
+        assert_eq!(r.int8_scale(), 3.0 / 127.0);
+        assert_eq!(Range { min: 0.0, max: 0.0 }.int8_scale(), 1.0, "an all-zero input still has a usable scale");
+    }
+
+    #[test]
+    fn per_channel_weights_round_trip_within_half_a_step() {
+        let w = Tensor { dims: vec![3, 2], data: vec![1.0, -0.01, -0.5, 0.02, 0.25, 0.0] };
+        let (q, scales) = per_channel_int8(&w);
+        assert_eq!(scales, vec![1.0 / 127.0, 0.02 / 127.0]);
+        for (i, (&v, &b)) in w.data.iter().zip(&q).enumerate() {
+            let back = b as i8 as f32 * scales[i % 2];
+            assert!((back - v).abs() <= scales[i % 2] / 2.0, "{v} came back as {back}");
+        }
+    }
 }
