@@ -13,6 +13,7 @@ use common::{fixture, max_diff, npy_f32};
 use prost::Message;
 use safe_train::calibrate;
 use safe_train::config::SafeConfig;
+use safe_train::eval::argmax;
 use safe_train::export::{self, read_labels, Graph};
 use safe_train::onnx::safe::{Export, Precision};
 use safe_train::weights::Weights;
@@ -113,6 +114,23 @@ fn full_log_probs(l: &Loaded, precision: Precision) -> (Vec<f32>, Vec<f32>) {
     (got, npy_f32(&l.dir.join("logits.npy")).1)
 }
 
+/// `graph` run by safed on `session` over the fixture's inputs: it must give the authors' top
+/// class on every sample and come within `bound` of their log-probs. Returns the log-probs.
+fn classify_near_authors(l: &Loaded, graph: &[u8], session: &SessionConfig, what: &str, bound: f32) -> Vec<f32> {
+    let (_, rgb, event) = inputs(l);
+    let want = npy_f32(&l.dir.join("logits.npy")).1;
+    let mut model = safed::infer::SafeModel::from_bytes(graph, "test", session).unwrap();
+    let got: Vec<f32> = model.classify(&rgb, &event).unwrap().concat();
+    let classes = l.labels.len();
+    for (g, w) in got.chunks(classes).zip(want.chunks(classes)) {
+        assert_eq!(argmax(g), argmax(w), "{what} changed the top class");
+    }
+    let d = max_diff(&got, &want);
+    eprintln!("{what}: max |log_prob - authors'| = {d:e}");
+    assert!(d < bound, "{what}: {d} from the authors'");
+    got
+}
+
 #[test]
 fn full_graph_log_probs_match_and_split_graphs_agree() {
     let Some(l) = load() else { return };
@@ -162,7 +180,6 @@ fn full_graph_log_probs_match_and_split_graphs_agree() {
 fn int8_keeps_the_top_class_and_reports_its_drift() {
     let Some(l) = load() else { return };
     let (got, want) = full_log_probs(&l, Precision::Int8);
-    let argmax = |row: &[f32]| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
     for (g, w) in got.chunks(10).zip(want.chunks(10)) {
         assert_eq!(argmax(g), argmax(w), "int8 changed the top class");
     }
@@ -193,7 +210,6 @@ fn fp16_keeps_the_top_class_and_reports_its_drift() {
     let mut model = safed::infer::SafeModel::from_bytes(&graph, "fp16", &SessionConfig::default()).unwrap();
     let (_, rgb, event) = inputs(&l);
     let fp16: Vec<f32> = model.classify(&rgb, &event).unwrap().concat();
-    let argmax = |row: &[f32]| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
     for ((h, f), w) in fp16.chunks(10).zip(fp32.chunks(10)).zip(want.chunks(10)) {
         assert_eq!(argmax(h), argmax(f), "fp16 changed the top class");
         assert_eq!(argmax(h), argmax(w), "fp16 disagrees with the authors' top class");
@@ -315,31 +331,21 @@ fn a_graph_without_the_contract_is_refused_with_the_reason() {
 fn openvino_backend_matches_the_authors_and_int8_keeps_the_top_class() {
     let Some(l) = load() else { return };
     let ov = SessionConfig { backend: safed::infer::Backend::Openvino, ..SessionConfig::default() };
-    let (_, rgb, event) = inputs(&l);
-    let want = npy_f32(&l.dir.join("logits.npy")).1;
-    let argmax = |row: &[f32]| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
     for (precision, bound) in [(Precision::Fp32, 1e-4), (Precision::Int8, 0.2)] {
         let graph = export::build(&export_of(&l, precision), Graph::Full, "test").unwrap();
-        let mut model = safed::infer::SafeModel::from_bytes(&graph, "test", &ov).unwrap();
-        let got: Vec<f32> = model.classify(&rgb, &event).unwrap().concat();
-        for (g, w) in got.chunks(10).zip(want.chunks(10)) {
-            assert_eq!(argmax(g), argmax(w), "OpenVINO {precision:?} changed the top class");
-        }
-        let d = max_diff(&got, &want);
-        eprintln!("OpenVINO {precision:?}: max |log_prob - authors'| = {d:e}");
-        assert!(d < bound, "OpenVINO {precision:?}: {d} from the authors'");
+        classify_near_authors(&l, &graph, &ov, &format!("OpenVINO {precision:?}"), bound);
     }
 }
 
 /// int8-static (QDQ, calibrated on the fixture's own inputs: the fixture has no other samples)
-/// keeps the authors' top classes on both backends, its split pair agrees with its full graph,
-/// and the graphs say what they are.
+/// keeps the authors' top classes on both backends, the backends agree on it, and the graph
+/// says what it is.
 #[test]
 fn int8_static_keeps_the_top_class_on_both_backends() {
     let Some(l) = load() else { return };
     let (shape, rgb, event) = inputs(&l);
     let float = export_of(&l, Precision::Fp32);
-    let batches = [Ok((shape.clone(), rgb.clone(), event.clone()))];
+    let batches = [Ok((shape, rgb, event))];
     let ranges = calibrate::ranges(&float, batches, &SessionConfig::default(), "fixture inputs".into()).unwrap();
     // Every weight MatMul of the encoder (4 a block, and the projection) and of the fusion model.
     let layers = l.config.vision_layers as usize;
@@ -354,21 +360,13 @@ fn int8_static_keeps_the_top_class_on_both_backends() {
     let ops = |op: &str| model.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type() == op).count();
     assert!(ops("QuantizeLinear") > 0 && ops("MatMulInteger") == 0, "not a QDQ graph");
 
-    let want = npy_f32(&l.dir.join("logits.npy")).1;
-    let argmax = |row: &[f32]| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-    let mut by_backend = Vec::new();
-    for backend in [safed::infer::Backend::Onnxruntime, safed::infer::Backend::Openvino] {
-        let session = SessionConfig { backend, ..SessionConfig::default() };
-        let mut model = safed::infer::SafeModel::from_bytes(&graph, "test", &session).unwrap();
-        let got: Vec<f32> = model.classify(&rgb, &event).unwrap().concat();
-        for (g, w) in got.chunks(10).zip(want.chunks(10)) {
-            assert_eq!(argmax(g), argmax(w), "int8-static on {backend:?} changed the top class");
-        }
-        let d = max_diff(&got, &want);
-        eprintln!("int8-static on {backend:?}: max |log_prob - authors'| = {d:e}");
-        assert!(d < 0.2, "int8-static on {backend:?}: {d} from the authors'");
-        by_backend.push(got);
-    }
+    let by_backend: Vec<Vec<f32>> = [safed::infer::Backend::Onnxruntime, safed::infer::Backend::Openvino]
+        .into_iter()
+        .map(|backend| {
+            let session = SessionConfig { backend, ..SessionConfig::default() };
+            classify_near_authors(&l, &graph, &session, &format!("int8-static on {backend:?}"), 0.2)
+        })
+        .collect();
     let d = max_diff(&by_backend[0], &by_backend[1]);
     eprintln!("int8-static: ONNX Runtime against OpenVINO: max |diff| = {d:e}");
     assert!(d < 0.05, "the backends differ by {d} on the same int8-static graph");
