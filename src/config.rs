@@ -196,7 +196,7 @@ pub struct ModelConfig {
     /// "onnxruntime" (CPU, CUDA, TensorRT) or "openvino" (CPU).
     pub backend: crate::infer::Backend,
     /// OpenVINO's compute precision: "f32" or "bf16".
-    pub openvino_precision: crate::infer::openvino::OvPrecision,
+    pub openvino_precision: crate::infer::OvPrecision,
     pub openvino_library: Option<PathBuf>,
     pub provider: Provider,
     pub device_id: i32,

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::infer::gpu::{self, Found};
-use crate::infer::runtime::{library_path, SessionConfig};
+use crate::infer::runtime::library_path;
 use crate::infer::Provider;
+use crate::infer::SessionConfig;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

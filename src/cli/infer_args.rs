@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::infer::openvino::OvPrecision;
+use crate::infer::OvPrecision;
 use crate::infer::{Backend, Provider, SessionConfig};
 
 #[derive(Debug, Clone, clap::Args)]

@@ -12,7 +12,7 @@
 use std::ffi::{c_char, c_int, CStr};
 use std::path::{Path, PathBuf};
 
-use super::Provider;
+use super::backend::Provider;
 
 /// A library a provider needs, and what provides it.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,8 @@
-//! Inference with ONNX Runtime: loading the runtime library (`runtime`), sessions with execution
-//! providers chosen by configuration, and the SAFE model contract (`model`).
+//! Inference: what runs the graphs (`backend`: settings shared by both runtimes), ONNX Runtime
+//! (`runtime`: its library, sessions with execution providers) or OpenVINO (`openvino`), and
+//! the SAFE model contract (`model`) either runs.
 
+pub mod backend;
 pub mod gpu;
 pub mod model;
 pub mod onnx_meta;
@@ -10,7 +12,7 @@ pub mod preprocess;
 pub mod runtime;
 pub mod stream_cache;
 
+pub use backend::{Backend, InferError, OvPrecision, Provider, SessionConfig};
 pub use model::{ModelError, SafeModel};
 /// The ONNX Runtime binding safed is built with, for tools that share its sessions.
 pub use ort;
-pub use runtime::{Backend, InferError, Provider, SessionConfig};

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use ort::session::Session;
 
+use super::backend::{Backend, InferError, SessionConfig};
 use super::openvino::OvGraph;
-use super::runtime::{self, Backend, InferError, SessionConfig};
+use super::runtime;
 use crate::accumulate::Representation;
 
 /// Version of the graph contract written into `safe.format_version`.

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use openvino::{CompiledModel, Core, DeviceType, ElementType, InferRequest, RwPropertyKey, Shape, Tensor};
 
-use super::runtime::{InferError, SessionConfig};
+use super::backend::{InferError, Provider, SessionConfig};
 
 /// The C API's file name prefix (the wheel versions it: `libopenvino_c.so.2641`).
 const C_LIBRARY: &str = "libopenvino_c.so";
@@ -84,7 +84,7 @@ pub struct OvGraph {
 impl OvGraph {
     /// Reads and compiles an ONNX graph held in memory for the CPU; `what` names it in errors.
     pub fn new(bytes: &[u8], config: &SessionConfig, what: &str) -> Result<Self, InferError> {
-        if config.provider != super::Provider::Cpu {
+        if config.provider != Provider::Cpu {
             return Err(InferError::OpenVino(format!(
                 "{what}: the OpenVINO backend runs on the CPU; provider {:?} is ONNX Runtime's (backend = \"onnxruntime\")",
                 config.provider
@@ -140,25 +140,5 @@ impl OvGraph {
         self.request.infer().map_err(err)?;
         let out = self.request.get_tensor(output).map_err(err)?;
         Ok(out.get_data::<f32>().map_err(err)?.to_vec())
-    }
-}
-
-/// The precision OpenVINO computes in on the CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum OvPrecision {
-    /// The graph's own float32: log-probs match ONNX Runtime's.
-    #[default]
-    F32,
-    /// bfloat16 where the CPU has it (AVX-512 BF16, AMX): ~2x faster on such CPUs, less exact.
-    Bf16,
-}
-
-impl OvPrecision {
-    fn hint(self) -> &'static str {
-        match self {
-            OvPrecision::F32 => "f32",
-            OvPrecision::Bf16 => "bf16",
-        }
     }
 }

@@ -10,20 +10,7 @@ use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum InferError {
-    #[error("ONNX Runtime library not found at {0} (run tools/setup.sh, or set ORT_DYLIB_PATH)")]
-    LibraryMissing(PathBuf),
-    #[error("loading ONNX Runtime from {path}: {err}")]
-    LibraryLoad { path: PathBuf, err: String },
-    #[error("{what}: {err}")]
-    Ort { what: String, err: ort::Error },
-    #[error("{what}: execution provider {provider:?} cannot start: {}; `safed doctor` says what is missing (set cpu_fallback to run on the CPU instead)", problems.join("; "))]
-    ProviderUnavailable { what: String, provider: Provider, problems: Vec<String> },
-    #[error("{0}")]
-    OpenVino(String),
-}
+use super::backend::{InferError, Provider, SessionConfig};
 
 fn ort_err(what: impl Into<String>) -> impl FnOnce(ort::Error) -> InferError {
     let what = what.into();
@@ -82,65 +69,6 @@ pub fn environment(library: Option<&Path>) -> Result<&'static Environment, Infer
     Ok(&ENVIRONMENT.get_or_init(|| (env, path)).0)
 }
 
-/// Which runtime runs the graphs (one per process: each loads its library once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    #[default]
-    Onnxruntime,
-    /// OpenVINO on the CPU (`tools/openvino/lib`, from the openvino wheel).
-    Openvino,
-}
-
-/// Which execution provider runs the graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    #[default]
-    Cpu,
-    Cuda,
-    Tensorrt,
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    pub backend: Backend,
-    pub library: Option<PathBuf>,
-    /// OpenVINO's C API library (default: `super::openvino::library_candidates`).
-    pub openvino_library: Option<PathBuf>,
-    pub openvino_precision: super::openvino::OvPrecision,
-    pub provider: Provider,
-    pub device_id: i32,
-    /// Intra-op threads (0: ONNX Runtime's default, one per core).
-    pub threads: usize,
-    /// 0 disables graph optimisations, 1 basic, 2 extended, 3 all.
-    pub optimization: u8,
-    /// Let idle intra-op threads spin for the next run. Good for one session run back to back;
-    /// off where several sessions take turns (split graphs), or their spinning threads starve
-    /// each other.
-    pub spin: bool,
-    /// Run on the CPU, with a warning, when the configured GPU provider cannot be registered
-    /// (default: that is an error).
-    pub cpu_fallback: bool,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        SessionConfig {
-            backend: Backend::Onnxruntime,
-            library: None,
-            openvino_library: None,
-            openvino_precision: Default::default(),
-            provider: Provider::Cpu,
-            device_id: 0,
-            threads: 0,
-            optimization: 3,
-            spin: true,
-            cpu_fallback: false,
-        }
-    }
-}
-
 /// Creates a session for an ONNX model held in memory; `what` names it in errors.
 pub fn session(model: &[u8], config: &SessionConfig, what: &str) -> Result<Session, InferError> {
     let env = environment(Some(&library_path(config)))?;
@@ -172,7 +100,7 @@ mod providers {
     use ort::ep::{self, ExecutionProvider};
     use ort::session::builder::SessionBuilder;
 
-    use super::{InferError, Provider, SessionConfig};
+    use crate::infer::backend::{InferError, Provider, SessionConfig};
 
     /// Registers the configured provider. One that cannot start (a CPU build of ONNX Runtime,
     /// no driver or device, a missing CUDA library) is an error naming why, before ONNX Runtime
@@ -253,7 +181,8 @@ mod providers {
             _ => ep::TensorRT::is_available(),
         };
         if !built_in.unwrap_or(false) {
-            let library = super::loaded_library().map_or_else(|| "?".into(), |p| p.display().to_string());
+            let library =
+                crate::infer::runtime::loaded_library().map_or_else(|| "?".into(), |p| p.display().to_string());
             return vec![format!(
                 "the ONNX Runtime library {library} has no {name} (a CPU build): install the GPU build with \
                  `bash tools/setup.sh --gpu`, or point ort_library at one"
