@@ -14,7 +14,7 @@ use safed::infer::{runtime, SessionConfig};
 use crate::data::batch::{make_batch, prepare};
 use crate::data::Dataset;
 use crate::onnx::builder::{encode, GraphBuilder, WeightMatmul};
-use crate::onnx::quant::{Range, Ranges};
+use crate::onnx::ranges::{Range, Ranges};
 use crate::onnx::safe::{self, Export};
 
 /// One batch of model inputs: shape [B, F, 3, S, S], rgb, event.

@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::config::SafeConfig;
-use crate::fit::FitOptions;
+use crate::fit_options::FitOptions;
 use crate::model::{Params, Safe};
 use crate::optim::AdamW;
 

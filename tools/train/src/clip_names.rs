@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 
-use crate::weights::Tensor;
+use crate::tensor::Tensor;
 
 fn concat(parts: [&Tensor; 3]) -> Tensor {
     let mut dims = parts[0].dims.clone();

@@ -14,9 +14,8 @@ use crate::config::SafeConfig;
 use crate::model::Safe;
 use crate::onnx::builder::{encode, GraphBuilder, WeightMatmul};
 use crate::onnx::fp16;
-use crate::onnx::quant::Ranges;
+use crate::onnx::ranges::Ranges;
 use crate::onnx::safe::{self, Export, Precision};
-use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
 
 pub const MEAN: [f32; 3] = [0.5, 0.5, 0.5];
@@ -29,18 +28,8 @@ pub fn read_labels(path: &Path) -> Result<Vec<String>> {
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
 }
 
-/// The token rows of the labels and the flat index of each row's end token.
-pub fn tokens(labels: &[String], context: i64) -> Result<(Vec<i64>, Vec<i64>)> {
-    let tok = Tokenizer::new()?;
-    let (mut rows, mut eot) = (Vec::new(), Vec::new());
-    for (c, label) in labels.iter().enumerate() {
-        let row = tok.tokenize(label, context as usize)?;
-        let end = row.iter().enumerate().max_by_key(|(_, &v)| v).map(|(i, _)| i).unwrap_or(0);
-        eot.push(c as i64 * context + end as i64);
-        rows.extend(row);
-    }
-    Ok((rows, eot))
-}
+/// Tokenising lives with the tokenizer; the graphs' callers know it from here.
+pub use crate::tokenizer::tokens;
 
 /// CLIP text features of the labels, [C, E] row-major.
 pub fn text_features(w: &Weights, c: &SafeConfig, labels: &[String], session: &SessionConfig) -> Result<Vec<f32>> {

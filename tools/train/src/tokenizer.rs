@@ -119,3 +119,16 @@ impl Tokenizer {
         Ok(out)
     }
 }
+
+/// The token rows of the labels and the flat index of each row's end token.
+pub fn tokens(labels: &[String], context: i64) -> Result<(Vec<i64>, Vec<i64>)> {
+    let tok = Tokenizer::new()?;
+    let (mut rows, mut eot) = (Vec::new(), Vec::new());
+    for (c, label) in labels.iter().enumerate() {
+        let row = tok.tokenize(label, context as usize)?;
+        let end = row.iter().enumerate().max_by_key(|(_, &v)| v).map(|(i, _)| i).unwrap_or(0);
+        eot.push(c as i64 * context + end as i64);
+        rows.extend(row);
+    }
+    Ok((rows, eot))
+}

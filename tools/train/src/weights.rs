@@ -9,27 +9,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::DType;
 
 use crate::clip_names;
-
-#[derive(Debug, Clone)]
-pub struct Tensor {
-    pub dims: Vec<i64>,
-    pub data: Vec<f32>,
-}
-
-impl Tensor {
-    /// The transpose of a 2-D tensor.
-    pub fn transposed(&self) -> Result<Tensor> {
-        let [rows, cols] = self.dims[..] else { bail!("shape {:?} is not 2-D", self.dims) };
-        let (rows, cols) = (rows as usize, cols as usize);
-        let mut data = vec![0.0; self.data.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                data[c * rows + r] = self.data[r * cols + c];
-            }
-        }
-        Ok(Tensor { dims: vec![cols as i64, rows as i64], data })
-    }
-}
+use crate::tensor::Tensor;
 
 pub struct Weights {
     source: String,

@@ -73,7 +73,7 @@ impl Params {
         for (k, v) in &self.vars {
             let dims = v.dims().iter().map(|&d| d as i64).collect();
             let data = v.flatten_all()?.to_vec1::<f32>().with_context(|| format!("parameter {k}"))?;
-            map.insert(k.clone(), crate::weights::Tensor { dims, data });
+            map.insert(k.clone(), crate::tensor::Tensor { dims, data });
         }
         Ok(Weights::from_map(source, map))
     }
@@ -106,7 +106,7 @@ pub struct TextTokens {
 
 impl TextTokens {
     pub fn new(labels: &[String], context: i64, device: &Device) -> anyhow::Result<Self> {
-        let (rows, eot) = crate::export::tokens(labels, context)?;
+        let (rows, eot) = crate::tokenizer::tokens(labels, context)?;
         let ctx = context as usize;
         let len = eot.iter().enumerate().map(|(c, &e)| e as usize - c * ctx + 1).max().unwrap_or(1);
         let mut ids = Vec::with_capacity(labels.len() * len);

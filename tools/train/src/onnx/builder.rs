@@ -58,7 +58,7 @@ pub enum WeightMatmul {
     /// Weights int8 per output channel, activations int8 with the calibrated ranges, as
     /// QuantizeLinear / DequantizeLinear pairs around a float MatMul (the QDQ form OpenVINO and
     /// ONNX Runtime both fuse into integer kernels).
-    Int8Static(std::sync::Arc<super::quant::Ranges>),
+    Int8Static(std::sync::Arc<super::ranges::Ranges>),
     /// Float MatMuls, each activation recorded in `taps` to be made a graph output.
     Calibrate,
 }

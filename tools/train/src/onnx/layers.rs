@@ -5,7 +5,8 @@ use anyhow::{ensure, Result};
 
 use super::builder::{Attr, GraphBuilder, WeightMatmul};
 use super::quant;
-use crate::weights::{Tensor, Weights};
+use crate::tensor::Tensor;
+use crate::weights::Weights;
 
 /// `x @ w` for a constant [in, out] weight named `name`, as `g.weight_matmul` says: a float
 /// MatMul, int8 (dynamic or static, `quant`), or a float MatMul whose input is tapped for

@@ -7,4 +7,5 @@ pub mod layers;
 #[allow(clippy::all, missing_docs, rustdoc::all)]
 pub mod proto;
 pub mod quant;
+pub mod ranges;
 pub mod safe;

@@ -7,7 +7,7 @@ use anyhow::{ensure, Result};
 use super::builder::{Attr, Dim, GraphBuilder};
 use super::layers::{attention, clip_block, layer_norm, linear, matmul_weight, vit_block};
 use super::proto::tensor_proto::DataType;
-use super::quant::Ranges;
+use super::ranges::Ranges;
 use crate::config::SafeConfig;
 use crate::weights::Weights;
 
@@ -19,7 +19,8 @@ pub struct Export<'a> {
     /// CLIP text features of the labels, [C, E] row-major.
     pub text_features: &'a [f32],
     pub precision: Precision,
-    /// Activation ranges for `Precision::Int8Static` (from `crate::calibrate`).
+    /// Activation ranges for `Precision::Int8Static` (calibrated on samples: `safe-train
+    /// --calibrate`).
     pub calibration: Option<&'a Ranges>,
 }
 
