@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender};
 
-use super::{Heartbeat, DRAIN_BUDGET};
+use super::lifecycle::{Heartbeat, DRAIN_BUDGET};
 use crate::accumulate::{Representation, WindowMode};
 use crate::capture::dataset::SampleStart;
 use crate::capture::{CaptureLink, Item};
@@ -282,5 +282,18 @@ fn prepare(pair: Pair, input: &InputSpec) -> Prepared {
         rgb,
         events,
         preprocess: t0.elapsed(),
+    }
+}
+
+/// The window mode a source can use: without frames, fixed-time windows (event-only mode).
+pub fn effective_mode(mode: WindowMode, has_frames: bool, time_us: i64, source: &str) -> WindowMode {
+    match (has_frames, mode) {
+        (false, WindowMode::Exposure | WindowMode::FrameInterval) => {
+            tracing::warn!(
+                "{source}: no frames: event-only mode ({time_us} µs windows; the RGB branch sees event images, unlike the paper)"
+            );
+            WindowMode::Time { us: time_us }
+        }
+        (_, m) => m,
     }
 }

@@ -10,10 +10,8 @@ use std::time::{Duration, Instant};
 use crate::infer::stream_cache::{StageTimes, StreamingModel, TokenWindow};
 use crate::sink::SinkChange;
 
-use super::accumulate::Work;
-use super::output::{Outgoing, Output};
+use super::batching::Batching;
 use super::recognise::StreamState;
-use super::{Batching, Pipeline};
 
 /// A stream that sends no pairs (paused, but not ended) would hold a swap back for ever: after
 /// this long the new model takes over with what it has (that stream's next recognitions wait
@@ -71,70 +69,5 @@ impl Incoming {
             s.replace_tokens(w);
         }
         (self.model, self.name)
-    }
-}
-
-impl Pipeline {
-    /// Applies a reload that came in: sinks at once (in line order), the new model through a
-    /// swap (this module).
-    pub(super) fn take_reload(&mut self, output: &Output) {
-        let Some(reload) = self.reloads.as_ref().and_then(|rx| rx.try_recv().ok()) else { return };
-        self.top_k = reload.top_k.max(1);
-        self.batching = Batching { max_pairs: reload.batching.max_pairs.max(1), ..reload.batching };
-        if let Some(change) = reload.sinks {
-            output.send(Outgoing::Sinks(Box::new(change)), || false);
-        }
-        match reload.model {
-            Some((model, name)) => {
-                tracing::info!(
-                    "reload: {name} loaded; encoding beside {} until it holds every stream's window",
-                    self.model_name
-                );
-                self.incoming = Some(Incoming::new(model, name, self.streams.len()));
-            }
-            None => {
-                if let Some(m) = &self.metrics {
-                    m.reloaded("applied");
-                }
-            }
-        }
-    }
-
-    /// A model on its way in encodes the batch's pairs too; if it fails, it is refused.
-    pub(super) fn encode_incoming(&mut self, work: &[Work], tensors: &[(&[f32], &[f32])]) {
-        if let Some(inc) = &mut self.incoming {
-            let of: Vec<usize> = work
-                .iter()
-                .filter_map(|w| match w {
-                    Work::Pair(i, _) => Some(*i),
-                    _ => None,
-                })
-                .collect();
-            if let Err(e) = inc.encode(tensors, &of) {
-                tracing::error!("reload: the new model {} failed: {e}; {} runs on", inc.name, self.model_name);
-                if let Some(m) = &self.metrics {
-                    m.reloaded("refused");
-                }
-                self.incoming = None;
-            }
-        }
-    }
-
-    /// The model on its way in takes over once it holds every stream's window.
-    pub(super) fn swap_if_ready(&mut self) {
-        if self.incoming.as_ref().is_some_and(|inc| inc.ready(&self.streams)) {
-            if let Some(inc) = self.incoming.take() {
-                let (model, name) = inc.take_over(&mut self.streams);
-                let old = std::mem::replace(&mut self.model, model);
-                tracing::info!("reload: model {} swapped in for {}", name, self.model_name);
-                self.model_name = name;
-                if let Some(m) = &self.metrics {
-                    m.set_model(&self.model_name);
-                    m.reloaded("applied");
-                }
-                // Its sessions' memory is freed off the inference thread.
-                std::thread::spawn(move || drop(old));
-            }
-        }
     }
 }
