@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: setup, unit + integration tests (fixtures, bad input, live streams,
-# interop with dv-processing and faery), then a short fuzz run of every decoder.
+# The whole test suite: setup, `cargo fmt --check` and clippy with warnings as errors, unit +
+# integration tests (fixtures, bad input, live streams, interop with dv-processing and faery,
+# the house rules of tests/architecture.rs), then a short fuzz run of every decoder.
 # FUZZ_SECONDS (default 10) sets each fuzz target's run; 0 skips fuzzing. SAFED_GPU=1 installs
 # the GPU runtime too (tools/setup.sh --gpu), so that tests/gpu.rs checks the GPU build's
 # behaviour on a machine without a GPU; .ci/run sets it.
@@ -11,6 +12,10 @@ bash tools/setup.sh
 # Keep build products between runs outside the clone when the caller does not choose.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/safed-target}"
 export SAFED_VENV="$PWD/.venv"
+
+# Style holds without anyone remembering it: formatting, then every lint as an error.
+cargo fmt --all --check 2>&1
+cargo clippy --workspace --all-targets --locked -- -D warnings 2>&1
 
 cargo test --workspace --locked 2>&1
 
