@@ -126,6 +126,41 @@ fn two_shards_merged_give_the_report_of_one_run() {
     assert!(!overlap.status.success(), "overlapping shards are refused");
 }
 
+#[test]
+fn a_merge_missing_a_shard_names_the_samples_and_fails_with_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    recordings(&root, 6);
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
+    replay(&root, &["--speed", "max", "--shard", "0/2", "--results", &path("s0.jsonl")]);
+    let merge = |extra: &[&str]| {
+        safed()
+            .args(["report", "merge", &path("s0.jsonl"), "--report", &path("merged.json"), "--dataset"])
+            .arg(&root)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let warned = merge(&[]);
+    let err = String::from_utf8_lossy(&warned.stderr);
+    assert!(warned.status.success() && err.contains("cover 3 of the split's 6 samples; 3 missing"), "{err}");
+    std::fs::remove_file(path("merged.json")).unwrap();
+    let failed = merge(&["--complete"]);
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "--complete with a shard missing must fail: {err}");
+    assert!(err.contains("a shard did not finish"), "{err}");
+    let replayed: Vec<String> = results(Path::new(&path("s0.jsonl"))).iter().map(|r| r["id"].to_string()).collect();
+    let missing: Vec<String> = (0..6)
+        .map(|i| format!("{}/s{i:03}", if i % 4 == 3 { "circle" } else { "triangle" }))
+        .filter(|id| !replayed.contains(&format!("{id:?}")))
+        .collect();
+    assert_eq!(missing.len(), 3);
+    for id in missing {
+        assert!(err.contains(&id), "{id} is missing and not named: {err}");
+    }
+    assert!(Path::new(&path("merged.json")).exists(), "the report of what is there is written first");
+}
+
 fn png(path: &Path) {
     image::RgbImage::from_pixel(80, 60, image::Rgb([255, 255, 255])).save(path).unwrap();
 }

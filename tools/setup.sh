@@ -30,8 +30,10 @@ need_apt=()
 # clang + libopencv-dev: the opencv crate generates its bindings with libclang (RGB capture).
 # mosquitto (+ clients, mosquitto_passwd) and prometheus (+ promtool): the real broker and
 # server the fleet tests start on loopback ports; openssl makes their TLS certificates.
+# slurm-wlm + munge: the one-node Slurm cluster tools/slurm/local-cluster.sh starts for the
+# cluster replay test (slurmctld, slurmd, munged run as root without systemd).
 for pkg in build-essential pkg-config python3-venv python3-pip ca-certificates clang libclang-dev libopencv-dev \
-    libhdf5-dev mosquitto mosquitto-clients prometheus openssl; do
+    libhdf5-dev mosquitto mosquitto-clients prometheus openssl slurm-wlm munge; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

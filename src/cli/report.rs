@@ -35,6 +35,10 @@ struct MergeArgs {
     dataset: Option<PathBuf>,
     #[arg(long, default_value = "test", requires = "dataset")]
     split: String,
+    /// Fail (after writing the report) when a sample of the dataset's split has no result in
+    /// any file: a shard that never finished. A cluster's merge job uses it.
+    #[arg(long, requires = "dataset")]
+    complete: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -55,9 +59,10 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(r) = all.iter().find(|r| !seen.insert(r.index)) {
         bail!("sample {} ({}) is in more than one results file: the shards overlap", r.index, r.id);
     }
-    let (classes, name) = match &a.dataset {
-        Some(root) => (Dataset::open(root, &a.split)?.classes, root.display().to_string()),
-        None => {
+    let dataset = a.dataset.as_deref().map(|root| Dataset::open(root, &a.split)).transpose()?;
+    let (classes, name) = match (&dataset, &a.dataset) {
+        (Some(d), Some(root)) => (d.classes.clone(), root.display().to_string()),
+        _ => {
             let set: std::collections::BTreeSet<String> = all.iter().filter_map(|r| r.label.clone()).collect();
             (set.into_iter().collect(), "(merged)".to_string())
         }
@@ -72,6 +77,23 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &a.report {
         report.write(path, &classes)?;
         eprintln!("report: {}", path.display());
+    }
+    if let Some(d) = &dataset {
+        let missing: Vec<&str> =
+            d.samples.iter().enumerate().filter(|(i, _)| !seen.contains(i)).map(|(_, s)| s.id.as_str()).collect();
+        if !missing.is_empty() {
+            let shown = missing.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+            let what = format!(
+                "the results cover {} of the split's {} samples; {} missing (first: {shown})",
+                seen.len(),
+                d.samples.len(),
+                missing.len()
+            );
+            if a.complete {
+                bail!("{what}: a shard did not finish (rerun it with --resume)");
+            }
+            eprintln!("warning: {what}");
+        }
     }
     Ok(())
 }
