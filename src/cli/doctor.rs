@@ -46,7 +46,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     match gpu::runtime_dir() {
         Some(dir) => println!("  GPU runtime     {}", dir.display()),
-        None => println!("  GPU runtime     not installed: bash tools/setup.sh --gpu (onnxruntime-gpu + CUDA 13 / cuDNN 9 from PyPI)"),
+        None => println!(
+            "  GPU runtime     not installed: {} (onnxruntime-gpu + CUDA 13 / cuDNN 9 from PyPI, ~1.6 GB)",
+            gpu::runtime_install_hint()
+        ),
     }
 
     println!("OpenVINO (backend = \"openvino\", CPU):");
@@ -104,7 +107,7 @@ fn provider_problems(provider: Provider, has: &[(Provider, Vec<String>)], device
         return vec!["its ONNX Runtime library cannot be loaded".into()];
     };
     if !built.iter().any(|p| p == name) {
-        return vec![format!("its ONNX Runtime library has no {name}: bash tools/setup.sh --gpu")];
+        return vec![format!("its ONNX Runtime library has no {name}: {}", gpu::runtime_install_hint())];
     }
     gpu::blockers(provider, device_id)
 }

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InferError {
-    #[error("ONNX Runtime library not found at {0} (run tools/setup.sh, or set ORT_DYLIB_PATH)")]
-    LibraryMissing(PathBuf),
+    #[error("ONNX Runtime library not found at {path} (looked in: {looked}); in a checkout run tools/setup.sh, else set ORT_DYLIB_PATH or [model] ort_library")]
+    LibraryMissing { path: PathBuf, looked: String },
     #[error("loading ONNX Runtime from {path}: {err}")]
     LibraryLoad { path: PathBuf, err: String },
     #[error("{what}: {err}")]

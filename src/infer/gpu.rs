@@ -13,6 +13,7 @@ use std::ffi::{c_char, c_int, CStr};
 use std::path::{Path, PathBuf};
 
 use super::backend::Provider;
+use super::locate::{self, Runtime};
 
 /// A library a provider needs, and what provides it.
 #[derive(Debug, Clone, Copy)]
@@ -51,15 +52,20 @@ pub fn libs_for(provider: Provider) -> Vec<Lib> {
     }
 }
 
-/// The folder `tools/setup.sh --gpu` fills: `lib/safed-gpu` beside an installed binary's
-/// `lib/`, else the development checkout's `tools/ort/gpu`. `None` when neither holds the GPU
-/// build of ONNX Runtime.
+/// The folder holding the GPU build of ONNX Runtime and its CUDA libraries: `lib/safed/gpu`
+/// beside an installed binary, else the checkout's `tools/ort/gpu` (`locate`). `None` when
+/// none is installed.
 pub fn runtime_dir() -> Option<PathBuf> {
-    let installed = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().and_then(Path::parent).map(|p| p.join("lib/safed-gpu")));
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/ort/gpu");
-    installed.into_iter().chain([checkout]).find(|dir| dir.join("libonnxruntime.so").is_file())
+    locate::candidates(Runtime::OrtGpu).into_iter().find(|dir| dir.join("libonnxruntime.so").is_file())
+}
+
+/// The command that installs the GPU runtime for this binary: the package's script when it
+/// runs installed, else the checkout's setup.
+pub fn runtime_install_hint() -> String {
+    match locate::installed_prefix() {
+        Some(prefix) => format!("sudo {}", prefix.join("lib/safed/install-gpu-runtime").display()),
+        None => "bash tools/setup.sh --gpu".into(),
+    }
 }
 
 /// Where a library was found.
@@ -287,10 +293,10 @@ pub fn blockers(provider: Provider, device_id: i32) -> Vec<String> {
     problems
 }
 
-fn install_hint(missing: &[(Lib, String)]) -> &'static str {
+fn install_hint(missing: &[(Lib, String)]) -> String {
     if missing.iter().all(|(lib, _)| lib.package.starts_with("tensorrt")) {
-        "TensorRT 10 comes from NVIDIA's package index (see tools/requirements-gpu.txt), then SAFED_GPU_LIBS=its tensorrt_libs folder"
+        "TensorRT 10 comes from NVIDIA's package index (see tools/requirements-gpu.txt), then SAFED_GPU_LIBS=its tensorrt_libs folder".into()
     } else {
-        "run `bash tools/setup.sh --gpu`, or set SAFED_GPU_LIBS to the folders that hold them"
+        format!("run `{}`, or set SAFED_GPU_LIBS to the folders that hold them", runtime_install_hint())
     }
 }

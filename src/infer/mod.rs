@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod gpu;
+pub mod locate;
 pub mod model;
 pub mod onnx_meta;
 pub mod openvino;

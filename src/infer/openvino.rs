@@ -10,24 +10,18 @@ use std::sync::OnceLock;
 use openvino::{CompiledModel, Core, DeviceType, ElementType, InferRequest, RwPropertyKey, Shape, Tensor};
 
 use super::backend::{InferError, Provider, SessionConfig};
+use super::locate::{self, Runtime};
 
 /// The C API's file name prefix (the wheel versions it: `libopenvino_c.so.2641`).
 const C_LIBRARY: &str = "libopenvino_c.so";
 
-/// Where the library is looked for, in order: `SAFED_OPENVINO_LIBRARY`, beside an installed
-/// binary (`bin/../lib/openvino/`), the development checkout's `tools/openvino/lib/`.
+/// Where the library is looked for, in order: `SAFED_OPENVINO_LIBRARY`, else beside the
+/// installed binary (`lib/safed/openvino/`) or in the checkout (`tools/openvino/lib/`): `locate`.
 pub fn library_candidates() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("SAFED_OPENVINO_LIBRARY") {
         return vec![PathBuf::from(p)];
     }
-    let mut dirs = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(prefix) = exe.parent().and_then(Path::parent) {
-            dirs.push(prefix.join("lib/openvino"));
-        }
-    }
-    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/openvino/lib"));
-    dirs
+    locate::candidates(Runtime::OpenVino)
 }
 
 /// The C API library in `dir` (any version suffix), or `dir` itself when it names a file.

@@ -1,6 +1,6 @@
 //! The ONNX Runtime library is loaded at run time (ort's `load-dynamic`): from an explicit
-//! path, `ORT_DYLIB_PATH`, the GPU build `tools/setup.sh --gpu` puts in `tools/ort/gpu/` when a
-//! GPU provider is asked for, or the CPU build `tools/setup.sh` puts in `tools/ort/lib/`. A
+//! path, `ORT_DYLIB_PATH`, the GPU build when a GPU provider is asked for and it is installed,
+//! or the CPU build, each found beside the installed binary or in the checkout (`locate`). A
 //! missing library is an error that says where we looked, never a panic.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 
 use super::backend::{InferError, Provider, SessionConfig};
+use super::locate::{self, Runtime};
 
 fn ort_err(what: impl Into<String>) -> impl FnOnce(ort::Error) -> InferError {
     let what = what.into();
@@ -25,27 +26,23 @@ pub fn library_path(config: &SessionConfig) -> PathBuf {
     }
     if config.provider != Provider::Cpu && std::env::var_os("ORT_DYLIB_PATH").is_none() {
         if let Some(dir) = super::gpu::runtime_dir() {
-            return dir.join("libonnxruntime.so");
+            return dir.join(LIBRARY);
         }
     }
     default_library_path()
 }
 
-/// Where the library is looked for when no path is given.
+/// Where the library is looked for when no path is given: `ORT_DYLIB_PATH`, else beside the
+/// installed binary or in the checkout (`locate`).
 pub fn default_library_path() -> PathBuf {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return PathBuf::from(p);
     }
-    // Next to an installed binary (bin/../lib), else the development checkout.
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(lib) = exe.parent().and_then(Path::parent).map(|p| p.join("lib/libonnxruntime.so")) {
-            if lib.exists() {
-                return lib;
-            }
-        }
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/ort/lib/libonnxruntime.so")
+    locate::find(Runtime::OrtCpu, LIBRARY).unwrap_or_else(|| PathBuf::from(LIBRARY))
 }
+
+/// The library's file name, in every folder safed looks in.
+const LIBRARY: &str = "libonnxruntime.so";
 
 static ENVIRONMENT: OnceLock<(Environment, PathBuf)> = OnceLock::new();
 
@@ -61,7 +58,12 @@ pub fn environment(library: Option<&Path>) -> Result<&'static Environment, Infer
     }
     let path = library.map(Path::to_path_buf).unwrap_or_else(default_library_path);
     if !path.exists() {
-        return Err(InferError::LibraryMissing(path));
+        let looked = match library {
+            Some(_) => "the configured path".to_string(),
+            None if std::env::var_os("ORT_DYLIB_PATH").is_some() => "ORT_DYLIB_PATH".to_string(),
+            None => locate::looked_in(Runtime::OrtCpu),
+        };
+        return Err(InferError::LibraryMissing { path, looked });
     }
     let builder =
         ort::init_from(&path).map_err(|e| InferError::LibraryLoad { path: path.clone(), err: e.to_string() })?;
@@ -185,7 +187,8 @@ mod providers {
                 crate::infer::runtime::loaded_library().map_or_else(|| "?".into(), |p| p.display().to_string());
             return vec![format!(
                 "the ONNX Runtime library {library} has no {name} (a CPU build): install the GPU build with \
-                 `bash tools/setup.sh --gpu`, or point ort_library at one"
+                 `{}`, or point ort_library at one",
+                crate::infer::gpu::runtime_install_hint()
             )];
         }
         crate::infer::gpu::blockers(config.provider, config.device_id)

@@ -11,6 +11,8 @@
 # THREADS=1 leaves the other cores to reading (the pipeline's capture and accumulate threads).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The binaries find this checkout's runtime libraries wherever CARGO_TARGET_DIR puts them.
+export SAFED_CHECKOUT="$PWD"
 cargo build --release -q --workspace
 T="${CARGO_TARGET_DIR:-target}/release"
 DIR=$(mktemp -d)

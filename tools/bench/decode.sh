@@ -7,6 +7,8 @@
 # gives each side's best over the rounds and the range of the per-round ratios (the spread).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The binaries find this checkout's runtime libraries wherever CARGO_TARGET_DIR puts them.
+export SAFED_CHECKOUT="$PWD"
 bash tools/setup.sh
 dir="${1:-target/bench-data}"
 repeat="${REPEAT:-7}"

@@ -7,6 +7,8 @@
 # process over time (first / last / max sample, every 10 s) and the broker's CPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The binaries find this checkout's runtime libraries wherever CARGO_TARGET_DIR puts them.
+export SAFED_CHECKOUT="$PWD"
 cargo build --release -q -p safed
 T="${CARGO_TARGET_DIR:-target}/release"
 P="${P:-8}" S="${S:-3}" D="${D:-300}" QUEUE="${QUEUE:-10000}"

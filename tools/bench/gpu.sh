@@ -12,6 +12,8 @@
 #   usage: tools/bench/gpu.sh [WORK_DIR]   (default: target/bench-model); RUNS (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The binaries find this checkout's runtime libraries wherever CARGO_TARGET_DIR puts them.
+export SAFED_CHECKOUT="$PWD"
 SAFED_GPU=1 bash tools/setup.sh
 dir="${1:-target/bench-model}"
 runs="${RUNS:-20}"

@@ -17,6 +17,8 @@
 #   usage: tools/bench/model.sh [WORK_DIR]   (default: target/bench-model)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The binaries find this checkout's runtime libraries wherever CARGO_TARGET_DIR puts them.
+export SAFED_CHECKOUT="$PWD"
 bash tools/setup.sh
 dir="${1:-target/bench-model}"
 threads="${THREADS:-2}" runs="${RUNS:-5}" rounds="${ROUNDS:-3}" samples="${SAMPLES:-4}" seed="${SEED:-1}"

@@ -5,6 +5,8 @@
 # flat, recognitions keep coming.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The binaries find this checkout's runtime libraries wherever CARGO_TARGET_DIR puts them.
+export SAFED_CHECKOUT="$PWD"
 SECONDS_TO_RUN="${1:-120}"
 SPEED="${SPEED:-50.0}"
 cargo build --release -q

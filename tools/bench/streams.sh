@@ -7,6 +7,8 @@
 # throughput ratio.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The binaries find this checkout's runtime libraries wherever CARGO_TARGET_DIR puts them.
+export SAFED_CHECKOUT="$PWD"
 STREAMS="${1:-4}"
 SECONDS_TO_RUN="${2:-20}"
 SPEED="${SPEED:-20.0}"

@@ -12,6 +12,8 @@
 #   usage: tools/bench/train.sh [WORK_DIR]   (default: target/bench-train)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The binaries find this checkout's runtime libraries wherever CARGO_TARGET_DIR puts them.
+export SAFED_CHECKOUT="$PWD"
 dir="${1:-target/bench-train}"
 seeds="${SEEDS:-1 0 2 3 4}" steps="${STEPS:-30}" rounds="${ROUNDS:-3}" threads="${THREADS:-2}"
 mkdir -p "$dir"

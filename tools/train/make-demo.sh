@@ -4,6 +4,8 @@
 # Deterministic for a given seed on a given machine (takes ~6 min on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# The binaries find this checkout's runtime libraries wherever CARGO_TARGET_DIR puts them.
+export SAFED_CHECKOUT="$PWD"
 SEED="${SEED:-1}"
 WORK="${WORK:-$(mktemp -d)}"
 cargo build --release -p safe-train
