@@ -113,12 +113,7 @@ fi
 gpu_dir=tools/ort/gpu
 if [ "$gpu" = 1 ] && ! cmp -s tools/requirements-gpu.txt "$gpu_dir/requirements-gpu.txt"; then
     say "fetching the GPU runtime (onnxruntime-gpu and NVIDIA's CUDA / cuDNN wheels, ~1.6 GB)"
-    wheels="$scratch/gpu"
-    pip_download "$wheels" -r tools/requirements-gpu.txt
-    rm -rf "$gpu_dir"
-    python3 tools/ort/gpu-runtime.py "$wheels" "$gpu_dir"
-    cp tools/requirements-gpu.txt "$gpu_dir/"
-    rm -rf "$wheels"
+    bash tools/ort/install-gpu-runtime.sh "$gpu_dir"
     say "GPU runtime in $gpu_dir; check it with: cargo run --release -- doctor"
 fi
 say "ready"
