@@ -4,6 +4,8 @@
 //! equal to one process's replay of the same split, every sample in the results exactly once.
 //! Without Slurm it says SKIPPED, except under CI, where that is a failure.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -97,16 +99,6 @@ impl Drop for Cluster {
     }
 }
 
-/// `<root>/test/<class>/sNN.aedat4`: copies of the bundled recording in two class folders.
-fn dataset(root: &Path) {
-    for i in 0..SAMPLES {
-        let class = if i % 4 == 3 { "circle" } else { "triangle" };
-        let dir = root.join("test").join(class);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(repo().join("onnx/demo-sample.aedat4"), dir.join(format!("s{i:03}.aedat4"))).unwrap();
-    }
-}
-
 fn lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -131,7 +123,7 @@ fn an_array_job_with_a_requeued_task_merges_to_the_report_of_one_run() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    dataset(&root);
+    common::demo_recordings(&root, SAMPLES);
     let safed = env!("CARGO_BIN_EXE_safed");
 
     // The reference: one process over the whole split.

@@ -18,17 +18,6 @@ fn demo_recording() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx/demo-sample.aedat4")
 }
 
-/// `<root>/test/<class>/sNN.aedat4`: `n` copies of the demo recording (a triangle) split over
-/// two class folders, one of which the demo model knows.
-fn recordings(root: &Path, n: usize) {
-    for i in 0..n {
-        let class = if i % 4 == 3 { "circle" } else { "triangle" };
-        let dir = root.join("test").join(class);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(demo_recording(), dir.join(format!("s{i:03}.aedat4"))).unwrap();
-    }
-}
-
 fn results(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -47,7 +36,7 @@ fn json(path: &Path) -> serde_json::Value {
 fn a_killed_replay_resumes_and_counts_every_sample_once() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    recordings(&root, 24);
+    common::demo_recordings(&root, 24);
     let res = tmp.path().join("results.jsonl");
     // Recorded speed (0.27 s a sample, 2 at a time): about 3 s in all; killed part way.
     let mut child = safed()
@@ -92,7 +81,7 @@ fn a_killed_replay_resumes_and_counts_every_sample_once() {
 fn two_shards_merged_give_the_report_of_one_run() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    recordings(&root, 10);
+    common::demo_recordings(&root, 10);
     let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
     replay(&root, &["--speed", "max", "--results", &path("all.jsonl"), "--report", &path("all.json")]);
     for i in 0..2 {
@@ -130,7 +119,7 @@ fn two_shards_merged_give_the_report_of_one_run() {
 fn a_merge_missing_a_shard_names_the_samples_and_fails_with_complete() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    recordings(&root, 6);
+    common::demo_recordings(&root, 6);
     let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_string();
     replay(&root, &["--speed", "max", "--shard", "0/2", "--results", &path("s0.jsonl")]);
     let merge = |extra: &[&str]| {
@@ -169,7 +158,7 @@ fn png(path: &Path) {
 fn broken_samples_are_reported_with_their_reasons_and_the_rest_scored() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    recordings(&root, 4);
+    common::demo_recordings(&root, 4);
     let tri = root.join("test/triangle");
     let whole = std::fs::read(demo_recording()).unwrap();
     std::fs::write(tri.join("truncated.aedat4"), &whole[..whole.len() / 2]).unwrap();
@@ -228,7 +217,7 @@ fn write_video(path: &Path, n: usize) {
 fn an_event_file_with_a_video_beside_it_takes_its_rgb_from_the_video() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    recordings(&root, 1);
+    common::demo_recordings(&root, 1);
     let tri = root.join("test/triangle");
     std::fs::copy(demo_recording(), tri.join("withvideo.aedat4")).unwrap();
     write_video(&tri.join("withvideo.avi"), 5);

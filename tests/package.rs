@@ -75,6 +75,10 @@ fn lintian_and_dpkg_deb_accept_the_package_and_it_holds_what_it_should() {
     for lib in ["libc6", "libstdc++6", "libopencv-core", "libopencv-videoio", "libhdf5"] {
         assert!(depends.contains(lib), "Depends lacks {lib}: {depends}");
     }
+    assert!(!depends.contains("libtbb"), "the package ships its own TBB: {depends}");
+    let names: Vec<&str> = depends.split(',').filter_map(|d| d.split_whitespace().next()).collect();
+    let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(names.len(), unique.len(), "a library named twice in Depends: {depends}");
     let control = tempfile::tempdir().unwrap();
     ok(Command::new("dpkg-deb").arg("--control").arg(&deb).arg(control.path()));
     let conffiles = std::fs::read_to_string(control.path().join("conffiles")).unwrap_or_default();

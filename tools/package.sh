@@ -27,48 +27,40 @@ if [ "$(cargo deb --version 2>/dev/null | awk '{print $2}')" != "$CARGO_DEB_VERS
     cargo install -q --locked cargo-deb --version "$CARGO_DEB_VERSION"
 fi
 
-# cargo-deb runs dpkg-shlibdeps once per binary and keeps every version it saw of a library
-# ("libstdc++6 (>= 5.2), libstdc++6 (>= 10.2)"), which dpkg and lintian refuse: keep the
-# strictest of each. Only the small control member is rewritten; the data member is kept as is.
-merge_depends() {
-    local deb="$1" work
+# Depends, from what every ELF file of the package links: one dpkg-shlibdeps run over the
+# binaries and the bundled libraries together, the private folders searched (-l), and Debian's
+# libtbb12 left out since the package ships its own TBB. cargo-deb's own $auto
+# runs dpkg-shlibdeps per file, cannot find the OpenVINO plugin's sibling libraries, and keeps
+# every version it saw ("libstdc++6 (>= 5.2), libstdc++6 (>= 10.2)"), which lintian refuses.
+# Only the small control member of the .deb is rewritten; the data member is kept as is.
+set_depends() {
+    local deb="$1" repo="$PWD" work depends
     work=$(mktemp -d)
+    mkdir -p "$work/shlibs/debian" && touch "$work/shlibs/debian/control"
+    depends=$(cd "$work/shlibs" && dpkg-shlibdeps --ignore-missing-info -xlibtbb12 -O \
+        -l"$repo/tools/openvino/lib" -l"$repo/tools/ort/lib" \
+        "$release/safed" "$release/safe-train" "$repo/tools/ort/lib/libonnxruntime.so" "$repo"/tools/openvino/lib/lib* \
+        2>"$work/shlibs.log" | sed -n 's/^shlibs:Depends=//p') ||
+        { cat "$work/shlibs.log" >&2; exit 1; }
+    [ -n "$depends" ] || { cat "$work/shlibs.log" >&2; say "dpkg-shlibdeps found no dependencies"; exit 1; }
     (
         cd "$work"
         ar x "$deb"
         mkdir control
         tar -xf control.tar.* -C control
-        python3 - control/control <<'PY'
-import re, subprocess, sys
-path = sys.argv[1]
-lines = open(path).read().split("\n")
-for i, line in enumerate(lines):
-    if not line.startswith("Depends: "):
-        continue
-    best = {}
-    for dep in (d.strip() for d in line[len("Depends: "):].split(",")):
-        m = re.fullmatch(r"(\S+)(?: \(>= ([^)]+)\))?", dep)
-        if not m:
-            sys.exit(f"package.sh: a Depends entry this script does not know: {dep!r}")
-        name, version = m.groups()
-        if name not in best:
-            best[name] = version
-        elif version is not None and (best[name] is None or subprocess.run(
-                ["dpkg", "--compare-versions", version, "gt", best[name]]).returncode == 0):
-            best[name] = version
-    lines[i] = "Depends: " + ", ".join(n if v is None else f"{n} (>= {v})" for n, v in best.items())
-open(path, "w").write("\n".join(lines))
-PY
+        sed -i "s|^Depends: .*|Depends: $depends|" control/control
         rm control.tar.*
         tar --owner=0 --group=0 --numeric-owner --sort=name -C control -cJf control.tar.xz .
         rm "$deb"
         ar rc "$deb" debian-binary control.tar.xz data.tar.*
     )
     rm -rf "$work"
+    say "Depends: $depends"
 }
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/safed-target}"
 out="${1:-$CARGO_TARGET_DIR/debian}"
+mkdir -p "$out" && out=$(cd "$out" && pwd)
 cargo build --release --locked --workspace --bins
 release="$CARGO_TARGET_DIR/release"
 mkdir -p "$release/man"
@@ -76,10 +68,10 @@ for bin in safed safe-train; do
     help2man --no-info --section=1 --name="$("$release/$bin" --help | head -n1)" "$release/$bin" |
         gzip -9n >"$release/man/$bin.1.gz"
 done
-mkdir -p "$out"
 rm -f "$out"/safed_*.deb "$out"/safed-dbgsym_*.ddeb
-cargo deb -p safed --no-build --locked --dbgsym --compress-debug-symbols=zlib --output "$out" >&2
+# --quiet: its own per-file dpkg-shlibdeps warnings (set_depends computes Depends instead).
+cargo deb -p safed --no-build --locked --quiet --dbgsym --compress-debug-symbols=zlib --output "$out" >&2
 deb=$(ls "$out"/safed_*.deb)
-merge_depends "$deb"
+set_depends "$deb"
 say "$(du -h "$deb" | cut -f1) $deb"
 echo "$deb"

@@ -70,7 +70,11 @@ pub fn candidates_for(runtime: Runtime, exe: Option<&Path>, checkout_env: Option
 /// The folders that may hold `runtime` for this process.
 pub fn candidates(runtime: Runtime) -> Vec<PathBuf> {
     let exe = std::env::current_exe().ok();
-    let checkout = std::env::var_os("SAFED_CHECKOUT").filter(|v| !v.is_empty()).map(PathBuf::from);
+    // Canonical, so that paths read the same however it was written (cargo writes "CHECKOUT/.").
+    let checkout = std::env::var_os("SAFED_CHECKOUT")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .map(|p| p.canonicalize().unwrap_or(p));
     candidates_for(runtime, exe.as_deref(), checkout.as_deref())
 }
 

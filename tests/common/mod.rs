@@ -65,3 +65,16 @@ pub fn stdout_lines(child: &mut std::process::Child) -> std::thread::JoinHandle<
     let stdout = child.stdout.take().expect("stdout is piped");
     std::thread::spawn(move || std::io::BufReader::new(stdout).lines().map(|l| l.unwrap()).collect())
 }
+
+/// `<root>/test/<class>/sNNN.aedat4`: `n` copies of the bundled demo recording (a triangle) in
+/// two class folders, every fourth a "circle", which the demo model does not know: a dataset
+/// split for replay tests.
+pub fn demo_recordings(root: &std::path::Path, n: usize) {
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("onnx/demo-sample.aedat4");
+    for i in 0..n {
+        let class = if i % 4 == 3 { "circle" } else { "triangle" };
+        let dir = root.join("test").join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&demo, dir.join(format!("s{i:03}.aedat4"))).unwrap();
+    }
+}
