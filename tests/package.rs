@@ -211,3 +211,19 @@ fn installed_it_runs_as_the_unit_would_and_remove_and_purge_leave_what_they_shou
     assert!(!Path::new("/etc/safed").exists() && !Path::new("/usr/lib/safed").exists(), "folders left after purge");
     assert!(!present(&dpkg_status()), "{}", dpkg_status());
 }
+
+/// A binary moved away from its libraries (no package, no checkout above it, no environment)
+/// fails with an error naming every folder it looked in, never a panic.
+#[test]
+fn a_binary_without_its_libraries_says_where_it_looked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin/safed");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_safed"), &bin).unwrap();
+    let out = run(Command::new(&bin).arg("replay").env_clear().env("PATH", "/usr/bin:/bin").current_dir(tmp.path()));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+    let looked = tmp.path().join("lib/safed").display().to_string();
+    assert!(said.contains("ONNX Runtime library libonnxruntime.so not found") && said.contains(&looked), "{said}");
+}

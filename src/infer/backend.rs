@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InferError {
-    #[error("ONNX Runtime library not found at {path} (looked in: {looked}); in a checkout run tools/setup.sh, else set ORT_DYLIB_PATH or [model] ort_library")]
+    #[error("ONNX Runtime library {path} not found (looked in: {looked}); in a checkout run tools/setup.sh (SAFED_CHECKOUT=CHECKOUT for a binary built elsewhere), else set ORT_DYLIB_PATH or [model] ort_library")]
     LibraryMissing { path: PathBuf, looked: String },
     #[error("loading ONNX Runtime from {path}: {err}")]
     LibraryLoad { path: PathBuf, err: String },

@@ -58,10 +58,13 @@ pub fn environment(library: Option<&Path>) -> Result<&'static Environment, Infer
     }
     let path = library.map(Path::to_path_buf).unwrap_or_else(default_library_path);
     if !path.exists() {
-        let looked = match library {
-            Some(_) => "the configured path".to_string(),
-            None if std::env::var_os("ORT_DYLIB_PATH").is_some() => "ORT_DYLIB_PATH".to_string(),
-            None => locate::looked_in(Runtime::OrtCpu),
+        // A bare file name is what `default_library_path` gives when no folder had it.
+        let looked = if path.as_os_str() == LIBRARY {
+            locate::looked_in(Runtime::OrtCpu)
+        } else if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| p == path.as_os_str()) {
+            "ORT_DYLIB_PATH".to_string()
+        } else {
+            "the configured path".to_string()
         };
         return Err(InferError::LibraryMissing { path, looked });
     }
