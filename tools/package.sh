@@ -13,9 +13,10 @@ CARGO_DEB_VERSION=3.8.0
 say() { printf 'package: %s\n' "$*" >&2; }
 
 bash tools/setup.sh
-# dpkg-dev (dpkg-shlibdeps, for Depends), help2man (man pages from --help), lintian (the check).
+# dpkg-dev (dpkg-shlibdeps, for Depends), binutils (ar, readelf), help2man (man pages from
+# --help); for tests/package.rs, lintian and systemd (systemd-analyze verify).
 need_apt=()
-for pkg in dpkg-dev help2man lintian; do
+for pkg in dpkg-dev binutils help2man lintian systemd; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
