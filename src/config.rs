@@ -78,7 +78,8 @@ pub struct MetricsConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `bundled` (the demo recording), a file path, `tcp://HOST:PORT` or `unix:///PATH`.
+    /// `bundled` (the demo recording), a file path, `-` (standard input), a FIFO,
+    /// `tcp://HOST:PORT` or `unix:///PATH`.
     pub events: String,
     /// Where RGB frames come from: `stream` (the frames inside the event source: DAVIS APS,
     /// recorded frames) or `none` (event-only mode).

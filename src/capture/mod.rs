@@ -82,6 +82,11 @@ pub struct CaptureLink {
     pub first_event_t: Arc<AtomicI64>,
 }
 
+/// A pipe cannot be opened again: what a reopen of one says (it never loops).
+fn pipe_read_once() -> crate::events::EventError {
+    crate::events::EventError::Unsupported { input: "pipe".into(), what: "a pipe is read once".into() }
+}
+
 impl CaptureLink {
     pub fn new(ring: Arc<Ring<Item>>, stop: Arc<AtomicBool>) -> Self {
         CaptureLink {
@@ -97,7 +102,7 @@ impl CaptureLink {
 /// Where events come from, as configured.
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
-    /// `bundled`, a file path, `tcp://...` or `unix://...`.
+    /// `bundled`, a file path, `-` (standard input), a FIFO, `tcp://...` or `unix://...`.
     pub events: String,
     /// Files: recorded-time factor (None: as fast as it decodes).
     pub speed: Option<f64>,
@@ -169,6 +174,13 @@ impl SourceSpec {
                 reconnect_max: self.reconnect_max,
             };
             net::spawn(first, cfg, self.forward_frames, link)
+        } else if crate::events::is_pipe(&self.events) {
+            // Standard input or a FIFO: taken as it arrives (the writer sets the pace), once.
+            if self.looping {
+                tracing::warn!("{}: a pipe is read once: loop is ignored", self.events);
+            }
+            let opts = file::ReplayOptions { speed: None, looping: false, forward_frames: self.forward_frames };
+            file::spawn(first, Box::new(|| Err(pipe_read_once())), opts, link)
         } else {
             let spec = self.clone();
             let opts =

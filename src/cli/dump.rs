@@ -7,7 +7,8 @@ use crate::events::{self, EventReader, Format, StreamSelector};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A file, tcp://HOST:PORT or unix:///PATH (default: the bundled sample recording).
+    /// A file, `-` (standard input) or a FIFO, tcp://HOST:PORT or unix:///PATH (default: the
+    /// bundled sample recording).
     pub source: Option<String>,
     /// Output format (only csv: t,x,y,p).
     #[arg(long, default_value = "csv", value_parser = ["csv"])]

@@ -21,7 +21,8 @@ use crate::sink::JsonlSink;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// An AEDAT4 recording with events and frames (default: the bundled demo recording).
+    /// An AEDAT4 recording with events and frames, or `-` / a FIFO to read one as it arrives
+    /// (default: the bundled demo recording).
     recording: Option<PathBuf>,
     /// Read the recording as this format instead of recognising it (e.g. atis-bin).
     #[arg(long)]

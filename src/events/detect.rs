@@ -1,7 +1,7 @@
 //! Which decoder reads a source: recognised from its first bytes, never from its name.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 
 use super::aedat4_net::{Endpoint, NetOptions};
 use super::raw::{self, RawSource};
@@ -112,12 +112,28 @@ pub fn open(source: &str) -> Result<Box<dyn EventSource>, EventError> {
     open_with(source, &OpenOptions::default())
 }
 
+/// The source that names standard input.
+pub const STDIN: &str = "-";
+
+/// Whether `source` is a byte stream read as it arrives (standard input, a FIFO) rather than a
+/// file that can be replayed, looped and read by position.
+pub fn is_pipe(source: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    source == STDIN || std::fs::metadata(source).is_ok_and(|m| m.file_type().is_fifo())
+}
+
 pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource>, EventError> {
     if let Some(endpoint) = Endpoint::parse(source) {
         return super::aedat4_net::open(source, &endpoint, &opts.net);
     }
+    if source == STDIN {
+        return open_pipe(std::io::stdin(), "(stdin)", opts);
+    }
     let io_err = |err| EventError::Io { input: source.to_string(), offset: 0, err };
     let file = File::open(source).map_err(io_err)?;
+    if is_pipe(source) {
+        return open_pipe(file, source, opts);
+    }
     let mut reader = BufReader::with_capacity(FILE_BUFFER, file);
     // AEDAT4 files are read by position, so that workers share the reading too.
     let format = match opts.format {
@@ -137,6 +153,39 @@ pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource
         return Ok(Box::new(aedat4::Aedat4Source::open_path(reader, source, opts.decode_threads)?));
     }
     open_reader(reader, source, opts)
+}
+
+/// Bytes read from a pipe before its format is recognised: a writer may send the header in
+/// small pieces, and a DAT or RAW header takes a few hundred bytes.
+const PIPE_HEAD: u64 = 1024;
+
+/// A byte stream read in order as it arrives: detected as files are, from its first bytes, but
+/// only the formats that need neither a path nor seeking (not HDF5 or `.npz`).
+fn open_pipe<R: Read + Send + 'static>(
+    mut pipe: R,
+    name: &str,
+    opts: &OpenOptions,
+) -> Result<Box<dyn EventSource>, EventError> {
+    let mut head = Vec::new();
+    (&mut pipe).take(PIPE_HEAD).read_to_end(&mut head).map_err(|err| EventError::Io {
+        input: name.to_string(),
+        offset: 0,
+        err,
+    })?;
+    if head.is_empty() {
+        return Err(EventError::Unsupported {
+            input: name.to_string(),
+            what: "no bytes arrived: the writer closed the pipe".into(),
+        });
+    }
+    if let Some(format @ (Format::Hdf5 | Format::Npz)) = opts.format.or_else(|| recognise(&head)) {
+        return Err(EventError::Unsupported {
+            input: name.to_string(),
+            what: format!("{} cannot be read from a pipe (it is read by position): give its path", format.name()),
+        });
+    }
+    let reader = BufReader::with_capacity(FILE_BUFFER, std::io::Cursor::new(head).chain(pipe));
+    open_reader(reader, name, opts)
 }
 
 /// Opens any buffered reader holding a whole file's bytes (used by the fuzz targets too).

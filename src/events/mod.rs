@@ -19,7 +19,7 @@ mod raw;
 pub mod text;
 pub mod write;
 
-pub use detect::{open, open_reader, open_with, Format, OpenOptions};
+pub use detect::{is_pipe, open, open_reader, open_with, Format, OpenOptions, STDIN};
 pub use error::{EventError, Place};
 pub use input::ByteInput;
 
