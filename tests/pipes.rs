@@ -7,12 +7,10 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
-fn safed() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_safed"))
-}
+use common::daemon::safed;
 
 /// `safed ARGS` with `input` written to its standard input (from a thread, as a pipe fills).
 fn piped(args: &[&str], input: Vec<u8>) -> Output {

@@ -82,11 +82,6 @@ pub struct CaptureLink {
     pub first_event_t: Arc<AtomicI64>,
 }
 
-/// A pipe cannot be opened again: what a reopen of one says (it never loops).
-fn pipe_read_once() -> crate::events::EventError {
-    crate::events::EventError::Unsupported { input: "pipe".into(), what: "a pipe is read once".into() }
-}
-
 impl CaptureLink {
     pub fn new(ring: Arc<Ring<Item>>, stop: Arc<AtomicBool>) -> Self {
         CaptureLink {
@@ -180,7 +175,11 @@ impl SourceSpec {
                 tracing::warn!("{}: a pipe is read once: loop is ignored", self.events);
             }
             let opts = file::ReplayOptions { speed: None, looping: false, forward_frames: self.forward_frames };
-            file::spawn(first, Box::new(|| Err(pipe_read_once())), opts, link)
+            let input = self.events.clone();
+            let reopen = move || {
+                Err(crate::events::EventError::Unsupported { input: input.clone(), what: "a pipe is read once".into() })
+            };
+            file::spawn(first, Box::new(reopen), opts, link)
         } else {
             let spec = self.clone();
             let opts =

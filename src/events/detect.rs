@@ -131,7 +131,7 @@ pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource
     }
     let io_err = |err| EventError::Io { input: source.to_string(), offset: 0, err };
     let file = File::open(source).map_err(io_err)?;
-    if is_pipe(source) {
+    if file.metadata().is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type())) {
         return open_pipe(file, source, opts);
     }
     let mut reader = BufReader::with_capacity(FILE_BUFFER, file);

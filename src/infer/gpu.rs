@@ -56,7 +56,8 @@ pub fn libs_for(provider: Provider) -> Vec<Lib> {
 /// beside an installed binary, else the checkout's `tools/ort/gpu` (`locate`). `None` when
 /// none is installed.
 pub fn runtime_dir() -> Option<PathBuf> {
-    locate::candidates(Runtime::OrtGpu).into_iter().find(|dir| dir.join("libonnxruntime.so").is_file())
+    let lib = locate::find(Runtime::OrtGpu, locate::ORT_LIBRARY)?;
+    lib.parent().map(Path::to_path_buf)
 }
 
 /// The command that installs the GPU runtime for this binary: the package's script when it

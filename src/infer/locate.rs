@@ -13,6 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// ONNX Runtime's library, by this name in every folder safed looks in (CPU and GPU builds).
+pub const ORT_LIBRARY: &str = "libonnxruntime.so";
+
 /// One of the runtimes safed loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {
@@ -63,6 +66,8 @@ pub fn candidates_for(runtime: Runtime, exe: Option<&Path>, checkout_env: Option
     roots.extend(
         exe_dir.into_iter().flat_map(Path::ancestors).take(4).filter(|d| is_checkout(d)).map(Path::to_path_buf),
     );
+    // SAFED_CHECKOUT is usually the checkout the binary sits in: list it once.
+    roots.dedup();
     dirs.extend(roots.iter().map(|root| root.join(runtime.in_checkout())));
     dirs
 }

@@ -11,7 +11,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 
 use super::backend::{InferError, Provider, SessionConfig};
-use super::locate::{self, Runtime};
+use super::locate::{self, Runtime, ORT_LIBRARY};
 
 fn ort_err(what: impl Into<String>) -> impl FnOnce(ort::Error) -> InferError {
     let what = what.into();
@@ -26,7 +26,7 @@ pub fn library_path(config: &SessionConfig) -> PathBuf {
     }
     if config.provider != Provider::Cpu && std::env::var_os("ORT_DYLIB_PATH").is_none() {
         if let Some(dir) = super::gpu::runtime_dir() {
-            return dir.join(LIBRARY);
+            return dir.join(ORT_LIBRARY);
         }
     }
     default_library_path()
@@ -38,11 +38,8 @@ pub fn default_library_path() -> PathBuf {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return PathBuf::from(p);
     }
-    locate::find(Runtime::OrtCpu, LIBRARY).unwrap_or_else(|| PathBuf::from(LIBRARY))
+    locate::find(Runtime::OrtCpu, ORT_LIBRARY).unwrap_or_else(|| PathBuf::from(ORT_LIBRARY))
 }
-
-/// The library's file name, in every folder safed looks in.
-const LIBRARY: &str = "libonnxruntime.so";
 
 static ENVIRONMENT: OnceLock<(Environment, PathBuf)> = OnceLock::new();
 
@@ -59,7 +56,7 @@ pub fn environment(library: Option<&Path>) -> Result<&'static Environment, Infer
     let path = library.map(Path::to_path_buf).unwrap_or_else(default_library_path);
     if !path.exists() {
         // A bare file name is what `default_library_path` gives when no folder had it.
-        let looked = if path.as_os_str() == LIBRARY {
+        let looked = if path.as_os_str() == ORT_LIBRARY {
             locate::looked_in(Runtime::OrtCpu)
         } else if std::env::var_os("ORT_DYLIB_PATH").is_some_and(|p| p == path.as_os_str()) {
             "ORT_DYLIB_PATH".to_string()
