@@ -50,6 +50,10 @@ pub struct StreamConfig {
     pub speed: Option<Speed>,
     #[serde(default, rename = "loop")]
     pub looping: Option<bool>,
+    #[serde(default)]
+    pub camera_config: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub rate_limit: Option<u64>,
 }
 
 /// One stream as `safed run` opens it: its source settings and its OpenCV RGB source ("" for
@@ -96,6 +100,26 @@ pub struct SourceConfig {
     pub idle_timeout_ms: u64,
     /// Stream id in the output lines.
     pub name: String,
+    /// USB cameras (`usb:`): the camera's settings as the neuromorphic-drivers crate's JSON
+    /// (`safed cameras --configuration TYPE` prints the defaults to start from).
+    pub camera_config: Option<std::path::PathBuf>,
+    /// USB cameras: the EVK4 / EVK3 HD hardware rate limiter, events per second (unset: off).
+    pub rate_limit: Option<u64>,
+}
+
+impl SourceConfig {
+    /// The USB camera settings, the configuration file read and checked.
+    pub fn usb_options(&self) -> Result<crate::events::usb::UsbOptions, String> {
+        let configuration = match &self.camera_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+                crate::events::usb::check_configuration(&text)?;
+                Some(text)
+            }
+            None => None,
+        };
+        Ok(crate::events::usb::UsbOptions { configuration, rate_limit: self.rate_limit })
+    }
 }
 
 impl Default for SourceConfig {
@@ -109,6 +133,8 @@ impl Default for SourceConfig {
             reconnect_max_ms: 1000,
             idle_timeout_ms: 2000,
             name: "cam0".into(),
+            camera_config: None,
+            rate_limit: None,
         }
     }
 }
@@ -325,6 +351,17 @@ impl Config {
             if s.source.events.is_empty() {
                 return bad(&format!("{table}.events"), "empty".into());
             }
+            if let Some(Err(e)) = crate::events::udp::UdpEndpoint::parse(&s.source.events) {
+                return bad(&format!("{table}.events"), e.to_string());
+            }
+            if let Some(path) = &s.source.camera_config {
+                if let Err(what) = s.source.usb_options() {
+                    return bad(&format!("{table}.camera_config"), format!("{}: {what}", path.display()));
+                }
+            }
+            if s.source.rate_limit == Some(0) {
+                return bad(&format!("{table}.rate_limit"), "0 events/s: leave it out to turn the limiter off".into());
+            }
             if !names.insert(s.source.name.clone()) {
                 return bad(&format!("{table}.name"), format!("{:?} names two streams", s.source.name));
             }
@@ -374,6 +411,8 @@ impl Config {
             source.frames = s.frames.unwrap_or(source.frames);
             source.speed = s.speed.unwrap_or(source.speed);
             source.looping = s.looping.unwrap_or(source.looping);
+            source.camera_config = s.camera_config.clone().or(source.camera_config);
+            source.rate_limit = s.rate_limit.or(source.rate_limit);
             out.push(StreamSettings { source, rgb: s.rgb.clone() });
         }
         out

@@ -61,6 +61,7 @@ fn lintian_and_dpkg_deb_accept_the_package_and_it_holds_what_it_should() {
         "./usr/lib/safed/openvino/libopenvino_intel_cpu_plugin.so",
         "./usr/lib/safed/install-gpu-runtime",
         "./etc/safed/safed.toml",
+        "./usr/lib/udev/rules.d/60-safed-cameras.rules",
         "/systemd/system/safed.service",
         "./usr/share/man/man1/safed.1.gz",
         "./usr/share/man/man1/safe-train.1.gz",

@@ -34,6 +34,8 @@ def seeds():
         elif path.suffix == ".raw":
             body = after_header(data, b"%")
             yield ("evt3" if b"evt 3.0" in data[:200] else "evt2"), path.name, body
+            # Any bytes are datagrams: 100-byte datagrams, a 346-pixel-wide sensor.
+            yield "udp", path.name, b"\x63\x59" + body
         elif path.suffix == ".dat":
             # The target writes its own header and takes the first byte as the version.
             yield "dat", path.name, b"\x00" + after_header(data, b"%")

@@ -3,7 +3,7 @@
 
 pub mod dataset;
 pub mod file;
-pub mod net;
+pub mod live;
 pub mod rgb;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -76,8 +76,10 @@ pub struct CaptureLink {
     pub ring: Arc<Ring<Item>>,
     pub status: Arc<CaptureStatus>,
     pub stop: Arc<AtomicBool>,
-    /// Network sources: successful reconnections.
+    /// Live sources: successful reconnections (a camera plugged in again, a server back).
     pub reconnects: Arc<AtomicU64>,
+    /// Live sources: what the source lost before safed read it (see `EventSource::dropped`).
+    pub source_dropped: Arc<AtomicU64>,
     /// The first event timestamp pushed (i64::MIN before): a video file's frames start there.
     pub first_event_t: Arc<AtomicI64>,
 }
@@ -89,6 +91,7 @@ impl CaptureLink {
             status: Arc::new(CaptureStatus::default()),
             stop,
             reconnects: Arc::new(AtomicU64::new(0)),
+            source_dropped: Arc::new(AtomicU64::new(0)),
             first_event_t: Arc::new(AtomicI64::new(i64::MIN)),
         }
     }
@@ -97,7 +100,8 @@ impl CaptureLink {
 /// Where events come from, as configured.
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
-    /// `bundled`, a file path, `-` (standard input), a FIFO, `tcp://...` or `unix://...`.
+    /// `bundled`, a file path, `-` (standard input), a FIFO, `tcp://...`, `unix://...`,
+    /// `udp://...` or `usb:[SERIAL]`.
     pub events: String,
     /// Files: recorded-time factor (None: as fast as it decodes).
     pub speed: Option<f64>,
@@ -110,6 +114,8 @@ pub struct SourceSpec {
     pub forward_frames: bool,
     /// Files: read as this format instead of recognising it (`--input-format`).
     pub format: Option<crate::events::Format>,
+    /// USB cameras: their settings.
+    pub usb: crate::events::usb::UsbOptions,
 }
 
 /// An opened source and what the pipeline needs to know about it.
@@ -121,14 +127,16 @@ pub struct Opened {
 }
 
 impl SourceSpec {
-    fn is_network(&self) -> bool {
-        crate::events::aedat4_net::Endpoint::parse(&self.events).is_some()
+    /// A source that is reopened when it fails rather than read to its end.
+    fn is_live(&self) -> bool {
+        crate::events::is_live(&self.events)
     }
 
     fn open_options(&self) -> crate::events::OpenOptions {
         let mut o = crate::events::OpenOptions::default();
         o.net.read_timeout = Some(self.idle_timeout);
         o.format = self.format;
+        o.usb = self.usb.clone();
         o
     }
 
@@ -161,14 +169,14 @@ impl SourceSpec {
         first: Box<dyn crate::events::EventSource>,
         link: CaptureLink,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
-        if self.is_network() {
-            let cfg = net::NetCapture {
+        if self.is_live() {
+            let cfg = live::LiveCapture {
                 endpoint: self.events.clone(),
                 options: self.open_options(),
                 reconnect_initial: self.reconnect_initial,
                 reconnect_max: self.reconnect_max,
             };
-            net::spawn(first, cfg, self.forward_frames, link)
+            live::spawn(first, cfg, self.forward_frames, link)
         } else if crate::events::is_pipe(&self.events) {
             // Standard input or a FIFO: taken as it arrives (the writer sets the pace), once.
             if self.looping {

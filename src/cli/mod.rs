@@ -4,6 +4,7 @@ mod bench;
 mod bench_dataset;
 mod bench_decode;
 mod bench_parity;
+mod cameras;
 mod check_config;
 mod classify;
 mod convert;
@@ -56,6 +57,8 @@ pub enum Command {
     Run(run::Args),
     /// Check a configuration file: unknown keys and bad values are named.
     CheckConfig(check_config::Args),
+    /// The USB event cameras connected (type, serial), or why none can be used and how to fix it.
+    Cameras(cameras::Args),
     /// Which ONNX Runtime and execution providers this machine can run, what the NVIDIA driver
     /// sees, and what to install for what is missing.
     Doctor(doctor::Args),
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
         Command::CheckConfig(args) => check_config::run(args),
+        Command::Cameras(args) => cameras::run(args),
         Command::Doctor(args) => return doctor::run(args),
     };
     match result {

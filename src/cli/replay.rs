@@ -98,6 +98,7 @@ pub fn run(args: Args) -> Result<()> {
         idle_timeout: Duration::from_secs(2),
         forward_frames: args.video.is_none(),
         format: args.input_format,
+        usb: Default::default(),
     };
     let opened = spec.open()?;
     let video = match &args.video {

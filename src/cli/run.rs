@@ -168,6 +168,7 @@ impl OpenStream {
             idle_timeout: Duration::from_millis(s.idle_timeout_ms),
             forward_frames: settings.rgb.is_empty(),
             format: None,
+            usb: s.usb_options().map_err(|e| anyhow::anyhow!("stream {}: camera_config: {e}", s.name))?,
         };
         let opened = spec.open().with_context(|| format!("stream {}", s.name))?;
         let rgb = if settings.rgb.is_empty() {

@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader, Read};
 
 use super::aedat4_net::{Endpoint, NetOptions};
 use super::raw::{self, RawSource};
+use super::udp::{UdpEndpoint, UdpSource};
+use super::usb::{self, UsbOptions};
 use super::{aedat2, aedat31, aedat4, atis_bin, dat, evt2, evt3, hdf5, npz, text, EventError, EventSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -35,6 +37,16 @@ pub enum Format {
     Csv,
     #[serde(rename = "hdf5")]
     Hdf5,
+    /// Live over UDP (src/events/udp.rs): faery's two datagram formats and aestream's SPIF.
+    #[serde(rename = "t64_x16_y16_on8")]
+    UdpT64,
+    #[serde(rename = "t32_x16_y15_on1")]
+    UdpT32,
+    #[serde(rename = "spif")]
+    Spif,
+    /// A camera on USB (src/events/usb.rs), through the neuromorphic-drivers crate.
+    #[serde(rename = "usb")]
+    Usb,
 }
 
 impl Format {
@@ -52,6 +64,10 @@ impl Format {
             Format::Text => "text",
             Format::Csv => "csv",
             Format::Hdf5 => "hdf5",
+            Format::UdpT64 => "t64_x16_y16_on8",
+            Format::UdpT32 => "t32_x16_y15_on1",
+            Format::Spif => "spif",
+            Format::Usb => "usb",
         }
     }
 
@@ -98,12 +114,19 @@ pub struct OpenOptions {
     pub decode_threads: usize,
     /// Read files as this format instead of recognising it (`--input-format`).
     pub format: Option<Format>,
+    /// USB cameras: their settings.
+    pub usb: UsbOptions,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        OpenOptions { net: NetOptions::default(), decode_threads: cores.min(4), format: None }
+        OpenOptions {
+            net: NetOptions::default(),
+            decode_threads: cores.min(4),
+            format: None,
+            usb: UsbOptions::default(),
+        }
     }
 }
 
@@ -122,9 +145,21 @@ pub fn is_pipe(source: &str) -> bool {
     source == STDIN || std::fs::metadata(source).is_ok_and(|m| m.file_type().is_fifo())
 }
 
+/// Whether `source` names a live source (a stream server, a UDP socket, a USB camera): read
+/// until stopped and reopened when it fails.
+pub fn is_live(source: &str) -> bool {
+    Endpoint::parse(source).is_some() || source.starts_with("udp://") || source.starts_with(usb::PREFIX)
+}
+
 pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource>, EventError> {
     if let Some(endpoint) = Endpoint::parse(source) {
         return super::aedat4_net::open(source, &endpoint, &opts.net);
+    }
+    if let Some(endpoint) = UdpEndpoint::parse(source) {
+        return Ok(Box::new(UdpSource::open(source, &endpoint?)?));
+    }
+    if source.starts_with(usb::PREFIX) {
+        return Ok(Box::new(usb::UsbSource::open(source, &opts.usb)?));
     }
     if source == STDIN {
         return open_pipe(std::io::stdin(), "(stdin)", opts);
@@ -274,6 +309,12 @@ fn open_as<R: BufRead + Send + 'static>(
             return Err(EventError::Unsupported {
                 input: name.to_string(),
                 what: "an HDF5 file is read from its path (the library does not read byte streams)".into(),
+            })
+        }
+        live @ (Format::UdpT64 | Format::UdpT32 | Format::Spif | Format::Usb) => {
+            return Err(EventError::Unsupported {
+                input: name.to_string(),
+                what: format!("{} is a live format, not a file's: give its udp:// or usb: address", live.name()),
             })
         }
     })

@@ -17,9 +17,12 @@ pub mod hdf5;
 pub mod npz;
 mod raw;
 pub mod text;
+pub mod udp;
+mod udp_socket;
+pub mod usb;
 pub mod write;
 
-pub use detect::{is_pipe, open, open_reader, open_with, Format, OpenOptions, STDIN};
+pub use detect::{is_live, is_pipe, open, open_reader, open_with, Format, OpenOptions, STDIN};
 pub use error::{EventError, Place};
 pub use input::ByteInput;
 
@@ -41,7 +44,7 @@ pub fn open_sample() -> Result<Box<dyn EventSource>, EventError> {
 /// the parsers; `fuzz_drain_file` is the one target path that drives the threads.
 #[doc(hidden)]
 pub fn fuzz_drain(bytes: Vec<u8>) {
-    let opts = OpenOptions { decode_threads: 1, format: None, net: Default::default() };
+    let opts = OpenOptions { decode_threads: 1, format: None, net: Default::default(), usb: Default::default() };
     if let Ok(mut source) = open_reader(std::io::Cursor::new(bytes), "fuzz", &opts) {
         while let Ok(Some(_)) = source.next_packet() {}
     }
@@ -52,7 +55,8 @@ pub fn fuzz_drain(bytes: Vec<u8>) {
 #[doc(hidden)]
 pub fn fuzz_drain_as(bytes: Vec<u8>, format: Format) {
     // Not `OpenOptions::default()`: counting cores reads cgroup files, once per input.
-    let opts = OpenOptions { decode_threads: 1, format: Some(format), net: Default::default() };
+    let opts =
+        OpenOptions { decode_threads: 1, format: Some(format), net: Default::default(), usb: Default::default() };
     if let Ok(mut source) = open_reader(std::io::Cursor::new(bytes), "fuzz", &opts) {
         while let Ok(Some(_)) = source.next_packet() {}
     }
@@ -239,6 +243,15 @@ pub trait EventSource: Send {
     fn next_packet(&mut self) -> Result<Option<Packet>, EventError>;
     /// Name of the input, for messages.
     fn input_name(&self) -> &str;
+    /// Live sources: what was lost before safed could read it, so far (datagrams the kernel
+    /// dropped or that came out of order, buffers a USB driver dropped).
+    fn dropped(&self) -> u64 {
+        0
+    }
+    /// Live sources: a line on what was received and lost, for `safed dump`'s summary.
+    fn summary(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Which stream to read from a source with several.
@@ -309,6 +322,11 @@ impl EventReader {
 
     pub fn info(&self) -> &SourceInfo {
         self.source.info()
+    }
+
+    /// The source's own account of what it received and lost (live sources).
+    pub fn summary(&self) -> Option<String> {
+        self.source.summary()
     }
 
     pub fn next_batch(&mut self) -> Result<Option<Vec<Event>>, EventError> {

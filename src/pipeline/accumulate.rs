@@ -90,7 +90,7 @@ struct Running {
     pairs: Vec<Pair>,
     window_dropped_before: u64,
     /// Counters already passed to the metrics.
-    exported: (u64, u64, u64),
+    exported: (u64, u64, u64, u64),
     /// Set when a stop is seen: the drain ends here.
     deadline: Option<Instant>,
 }
@@ -106,7 +106,7 @@ impl Accumulator {
                 pairer,
                 pairs: Vec::new(),
                 window_dropped_before: 0,
-                exported: (0, 0, 0),
+                exported: (0, 0, 0, 0),
                 deadline: None,
             };
             r.run(&tx);
@@ -262,10 +262,12 @@ impl Running {
             link.ring.dropped(),
             self.a.stats.window_dropped.load(Ordering::Relaxed),
             link.reconnects.load(Ordering::Relaxed),
+            link.source_dropped.load(Ordering::Relaxed),
         );
         c.ring_dropped.inc_by(now.0 - self.exported.0.min(now.0));
         c.window_dropped.inc_by(now.1 - self.exported.1.min(now.1));
         c.reconnects.inc_by(now.2 - self.exported.2.min(now.2));
+        c.source_dropped.inc_by(now.3 - self.exported.3.min(now.3));
         self.exported = now;
     }
 }

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub ring_dropped: Family<Labels, Counter>,
     pub window_dropped: Family<Labels, Counter>,
     pub reconnects: Family<Labels, Counter>,
+    /// Live sources: lost before safed read them (UDP datagrams, USB buffers).
+    pub source_dropped: Family<Labels, Counter>,
     /// Per stage: queue, preprocess, encode, fuse, end_to_end.
     pub stage_seconds: HistogramFamily,
     /// Encoder + fusion time per recognition.
@@ -65,6 +67,7 @@ pub struct StreamCounters {
     pub ring_dropped: Counter,
     pub window_dropped: Counter,
     pub reconnects: Counter,
+    pub source_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -83,6 +86,7 @@ impl Metrics {
             ring_dropped: Family::default(),
             window_dropped: Family::default(),
             reconnects: Family::default(),
+            source_dropped: Family::default(),
             stage_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             inference_seconds: latency_histogram(),
             batch_pairs: batch_histogram(),
@@ -100,7 +104,16 @@ impl Metrics {
         r.register("recognitions", "Recognitions written", m.recognitions.clone());
         r.register("ring_dropped", "Items dropped by the full capture queue", m.ring_dropped.clone());
         r.register("window_dropped", "Events dropped while frames waited for their windows", m.window_dropped.clone());
-        r.register("reconnects", "Network source reconnections", m.reconnects.clone());
+        r.register(
+            "reconnects",
+            "Live source reconnections (a server back, a camera plugged in again)",
+            m.reconnects.clone(),
+        );
+        r.register(
+            "source_dropped",
+            "Live sources: lost before safed read them (UDP datagrams the kernel dropped or that came out of order, USB buffers the driver dropped)",
+            m.source_dropped.clone(),
+        );
         r.register_with_unit("stage", "Latency per pipeline stage", Unit::Seconds, m.stage_seconds.clone());
         r.register_with_unit(
             "inference",
@@ -140,6 +153,7 @@ impl Metrics {
             ring_dropped: get(&self.ring_dropped),
             window_dropped: get(&self.window_dropped),
             reconnects: get(&self.reconnects),
+            source_dropped: get(&self.source_dropped),
         }
     }
 
@@ -173,11 +187,12 @@ impl Metrics {
         let last = Mutex::new((started, 0u64, 0u64));
         let host = crate::sink::mqtt::settings::host_name();
         Arc::new(move || {
-            let (mut events, mut recognitions, mut queue, mut window) = (0, 0, 0, 0);
+            let (mut events, mut recognitions, mut queue, mut window, mut source) = (0, 0, 0, 0, 0);
             for s in &streams {
                 let c = me.stream(s);
                 (events, recognitions) = (events + c.events.get(), recognitions + c.recognitions.get());
                 (queue, window) = (queue + c.ring_dropped.get(), window + c.window_dropped.get());
+                source += c.source_dropped.get();
             }
             let now = std::time::Instant::now();
             let (ev_rate, rec_rate) = match last.lock() {
@@ -200,7 +215,7 @@ impl Metrics {
                 "recognitions": recognitions,
                 "events_per_s": ev_rate.round(),
                 "recognitions_per_s": (rec_rate * 100.0).round() / 100.0,
-                "dropped": {"queue": queue, "window": window},
+                "dropped": {"queue": queue, "window": window, "source": source},
             })
         })
     }

@@ -15,6 +15,9 @@ OUT.frames.csv (t,width,height,pixel_sum), so the Rust side compares event by ev
   peer.py faery-read FILE       # prints what faery reads (EVT 2.0 / 3.0, DAT, CSV)
   peer.py npz-read FILE         # prints what numpy.load reads (t, x, y, p)
   peer.py dv-serve --tcp PORT | --unix PATH --events N --expected CSV [--seed S] [--span-us U]
+  peer.py spif-send FILE HOST:PORT [--no-timestamps] [--dimensions]
+                                # what faery reads of FILE, as aestream's SPIF datagrams
+                                # (src/output/dvs_to_udp.cpp); --dimensions prints WIDTH HEIGHT only
 """
 
 import argparse
@@ -248,6 +251,33 @@ def npz_read(args):
         out.write(f"{row[0]},{row[1]},{row[2]},{int(row[3])}\n")
 
 
+def spif_send(args):
+    """aestream's UDP layout: host-order u32 words, x (15 bits) << 16 | polarity << 15 | y (15
+    bits); bit 31 set when no timestamp follows, else a u32 timestamp (us) after each word.
+    aestream fills a datagram up to its 512-byte maximum before sending."""
+    import socket
+
+    stream = faery.events_stream_from_file(args.file)
+    if args.dimensions:
+        print(*stream.dimensions())
+        return
+    host, port = args.address.rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    per_datagram = 512 // (4 if args.no_timestamps else 8)
+    for events in stream:
+        words = (events["x"].astype(np.uint32) & 0x7FFF) << 16
+        words |= (events["on"].astype(np.uint32) << 15) | (events["y"].astype(np.uint32) & 0x7FFF)
+        if args.no_timestamps:
+            packed = (words | np.uint32(1 << 31)).astype("=u4")
+        else:
+            packed = np.empty(2 * len(words), dtype="=u4")
+            packed[0::2] = words
+            packed[1::2] = (events["t"] & 0xFFFFFFFF).astype(np.uint32)
+        step = per_datagram * (1 if args.no_timestamps else 2)
+        for i in range(0, len(packed), step):
+            sock.sendto(packed[i : i + step].tobytes(), (host, int(port)))
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -286,8 +316,14 @@ def main():
     p.add_argument("--expected", required=True)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--span-us", type=int, default=None)
+    p = sub.add_parser("spif-send")
+    p.add_argument("file")
+    p.add_argument("address", nargs="?")
+    p.add_argument("--no-timestamps", action="store_true")
+    p.add_argument("--dimensions", action="store_true")
     args = parser.parse_args()
     commands = {
+        "spif-send": spif_send,
         "dv-write": dv_write,
         "faery-write": faery_write,
         "dv-read": dv_read,

@@ -1,5 +1,6 @@
-//! A live AEDAT4 stream (tcp:// or unix://), reconnected with exponential backoff when the
-//! server goes away or falls silent, so a restarted camera server is picked up again.
+//! A live source (an AEDAT4 stream over tcp:// or unix://, a udp:// socket, a usb: camera),
+//! reopened with exponential backoff when it fails, the server goes away or falls silent, so a
+//! restarted camera server or a camera plugged in again is picked up.
 
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -9,7 +10,7 @@ use super::{CaptureLink, Item};
 use crate::events::{open_with, EventSource, OpenOptions, PacketData, StreamKind};
 
 #[derive(Debug, Clone)]
-pub struct NetCapture {
+pub struct LiveCapture {
     pub endpoint: String,
     pub options: OpenOptions,
     pub reconnect_initial: Duration,
@@ -19,14 +20,16 @@ pub struct NetCapture {
 /// Reads `first` (already connected) and reconnects to `endpoint` after any error, until stopped.
 pub fn spawn(
     first: Box<dyn EventSource>,
-    cfg: NetCapture,
+    cfg: LiveCapture,
     forward_frames: bool,
     link: CaptureLink,
 ) -> std::io::Result<JoinHandle<()>> {
     link.status.enter();
-    std::thread::Builder::new().name("capture-net".into()).spawn(move || {
+    std::thread::Builder::new().name("capture-live".into()).spawn(move || {
         let mut source = Some(first);
         let mut delay = cfg.reconnect_initial;
+        // What earlier connections lost (each source counts from 0).
+        let mut dropped_before = 0;
         while !link.stop.load(Ordering::Relaxed) {
             let mut s = match source.take() {
                 Some(s) => s,
@@ -45,7 +48,9 @@ pub fn spawn(
                 },
             };
             let started = Instant::now();
-            match pump(s.as_mut(), forward_frames, &link) {
+            let result = pump(s.as_mut(), forward_frames, &link, dropped_before);
+            dropped_before += s.dropped();
+            match result {
                 Ok(()) => tracing::warn!("{}: the server closed the stream", cfg.endpoint),
                 Err(e) => tracing::warn!("{}: {e}", cfg.endpoint),
             }
@@ -65,6 +70,7 @@ fn pump(
     source: &mut dyn EventSource,
     forward_frames: bool,
     link: &CaptureLink,
+    dropped_before: u64,
 ) -> Result<(), crate::events::EventError> {
     let info = source.info();
     let events_id = info.first(StreamKind::Events).map(|s| s.id);
@@ -74,7 +80,10 @@ fn pump(
             return Ok(());
         }
         let arrived = Instant::now();
+        link.source_dropped.store(dropped_before + source.dropped(), Ordering::Relaxed);
         match packet.data {
+            // A live source with nothing to say returns empty packets, so the stop flag is seen.
+            PacketData::Events(events) if events.is_empty() => {}
             PacketData::Events(events) if Some(packet.stream) == events_id => {
                 link.saw_events(&events);
                 link.ring.push(Item::Events { events, arrived });
