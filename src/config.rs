@@ -29,6 +29,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub rgb: RgbConfig,
+    /// The live view in a browser (off unless `listen` is set).
+    #[serde(default)]
+    pub view: crate::view::ViewConfig,
     /// More streams in the same process, sharing the model (see [`Config::streams`]).
     #[serde(default)]
     pub streams: Vec<StreamConfig>,
@@ -386,6 +389,9 @@ impl Config {
         }
         if self.model.batch_wait_ms > 1000 {
             return bad("model.batch_wait_ms", format!("{} ms: at most 1000", self.model.batch_wait_ms));
+        }
+        if let Err((key, what)) = self.view.check() {
+            return bad(&format!("view.{key}"), what);
         }
         if let Some(m) = &self.output.mqtt {
             if let Err((key, what)) = m.check() {

@@ -17,3 +17,4 @@ pub mod ring;
 pub mod service;
 pub mod sink;
 pub mod sync;
+pub mod view;

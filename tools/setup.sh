@@ -3,7 +3,7 @@
 # Idempotent: every step checks before it acts. What it does:
 #   1. apt: a C toolchain (liblz4/zstd are built from source by their crates), Python venv,
 #      clang and OpenCV (RGB cameras and video files).
-#   2. Rust: uses the cargo on PATH (>= 1.80); a missing one is installed from apt where
+#   2. Rust: uses the cargo on PATH (>= 1.87); a missing one is installed from apt where
 #      the distribution's is new enough, else the script says how to get one.
 #   3. .venv/: the vendors' tools from PyPI (dv-processing, faery) for interop tests.
 #   4. tools/ort/lib/: the ONNX Runtime shared library, out of the onnxruntime wheel.
@@ -32,8 +32,9 @@ need_apt=()
 # server the fleet tests start on loopback ports; openssl makes their TLS certificates.
 # slurm-wlm + munge: the one-node Slurm cluster tools/slurm/local-cluster.sh starts for the
 # cluster replay test (slurmctld, slurmd, munged run as root without systemd).
+# chromium + chromium-driver: the real browser the live view's test drives over WebDriver.
 for pkg in build-essential pkg-config python3-venv python3-pip ca-certificates clang libclang-dev libopencv-dev \
-    libhdf5-dev mosquitto mosquitto-clients prometheus openssl slurm-wlm munge; do
+    libhdf5-dev mosquitto mosquitto-clients prometheus openssl slurm-wlm munge chromium chromium-driver; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -47,12 +48,12 @@ rust_ok() {
     command -v cargo >/dev/null 2>&1 || return 1
     local v
     v=$(rustc --version | awk '{print $2}')
-    [ "$(printf '%s\n1.80.0\n' "$v" | sort -V | head -n1)" = "1.80.0" ]
+    [ "$(printf '%s\n1.87.0\n' "$v" | sort -V | head -n1)" = "1.87.0" ]
 }
 if ! rust_ok; then
-    say "no Rust >= 1.80 on PATH; trying the distribution's"
+    say "no Rust >= 1.87 on PATH; trying the distribution's"
     apt-get install -y -qq --no-install-recommends cargo rustc >/dev/null 2>&1 || true
-    rust_ok || { say "Rust >= 1.80 is needed: install it with rustup (https://rustup.rs), then re-run"; exit 1; }
+    rust_ok || { say "Rust >= 1.87 is needed: install it with rustup (https://rustup.rs), then re-run"; exit 1; }
 fi
 
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import dv_processing, faery, h5py, hdf5plugin, expelliarmus' 2>/dev/null \

@@ -139,7 +139,7 @@ fn spawn_reader(
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
-            if refreshed.map_or(true, |r| r.elapsed() >= Duration::from_millis(100)) {
+            if refreshed.is_none_or(|r| r.elapsed() >= Duration::from_millis(100)) {
                 if let Ok(mut s) = summary.lock() {
                     *s = reader.summary();
                 }

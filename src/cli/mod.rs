@@ -4,6 +4,7 @@ mod bench;
 mod bench_dataset;
 mod bench_decode;
 mod bench_parity;
+mod bench_view;
 mod cameras;
 mod check_config;
 mod classify;
@@ -47,6 +48,8 @@ pub enum Command {
     Bench(bench::Args),
     /// What the model alone (encoder and fusion calls) sustains on a dataset split.
     BenchDataset(bench_dataset::Args),
+    /// What the live view's JPEGs cost per image: jpeg-encoder (used) beside the image crate's.
+    BenchView(bench_view::Args),
     /// Run the whole pipeline on a recording and report latency (no arguments: the bundled
     /// demo recording through the bundled demo model), or every sample of a dataset split
     /// (`--dataset`) and report accuracy and latency.
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Classify(args) => classify::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchDataset(args) => bench_dataset::run(args),
+        Command::BenchView(args) => bench_view::run(args),
         Command::Replay(args) => replay::run(*args),
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),

@@ -17,7 +17,8 @@ use crate::config::Speed;
 use crate::events::Format;
 use crate::pipeline::{effective_mode, load_model, Pipeline, StreamOptions};
 use crate::ring::{Overflow, Ring};
-use crate::sink::JsonlSink;
+use crate::sink::{JsonlSink, Metrics, Sinks};
+use crate::view::{ViewConfig, ViewHub};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -59,10 +60,31 @@ pub struct Args {
     /// Capture queue capacity (items: event packets and frames).
     #[arg(long, default_value_t = 1024)]
     ring: usize,
+    /// Start the recording again at its end, until Ctrl-C (then the report).
+    #[arg(long = "loop")]
+    looping: bool,
+    /// Serve the live view here during the replay (HOST:PORT, e.g. 127.0.0.1:8090; open
+    /// http://HOST:PORT/). Beyond loopback it needs a token in SAFED_VIEW_TOKEN.
+    #[arg(long, value_name = "ADDR")]
+    view: Option<String>,
     #[command(flatten)]
     session: SessionArgs,
     #[command(flatten)]
     dataset: super::replay_dataset::DatasetArgs,
+}
+
+/// The live view on `addr` for the replayed stream (its counters kept for the page).
+fn start_view(addr: &str, name: &str, sensor: (u32, u32), model: &str) -> Result<(ViewHub, Metrics)> {
+    const TOKEN_ENV: &str = "SAFED_VIEW_TOKEN";
+    let token_env = if std::env::var_os(TOKEN_ENV).is_some() { TOKEN_ENV.to_string() } else { String::new() };
+    let config = ViewConfig { listen: addr.to_string(), token_env, ..ViewConfig::default() };
+    let settings = config.resolve().map_err(|(_, what)| anyhow::anyhow!("--view: {what} (the token: {TOKEN_ENV})"))?;
+    let metrics = Metrics::new();
+    metrics.set_model(model);
+    let (hub, at) = ViewHub::start(&settings, &[(name.to_string(), sensor)], Some(metrics.clone()))
+        .with_context(|| format!("--view {addr}"))?;
+    eprintln!("view: open http://{at}/{}", if settings.token.is_some() { "?token=$SAFED_VIEW_TOKEN" } else { "" });
+    Ok((hub, metrics))
 }
 
 fn parse_speed(s: &str) -> Result<Option<f64>> {
@@ -92,7 +114,7 @@ pub fn run(args: Args) -> Result<()> {
     let spec = SourceSpec {
         events: args.recording.as_ref().map_or_else(|| "bundled".to_string(), |p| p.display().to_string()),
         speed,
-        looping: false,
+        looping: args.looping,
         reconnect_initial: Duration::from_millis(100),
         reconnect_max: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(2),
@@ -133,12 +155,20 @@ pub fn run(args: Args) -> Result<()> {
         Some(p) => JsonlSink::file(p).with_context(|| format!("creating {}", p.display()))?,
         None => JsonlSink::stdout(),
     };
+    let view = match &args.view {
+        Some(addr) => Some(start_view(addr, &opts.name, opts.sensor, &model_name)?),
+        None => None,
+    };
     let mut pipeline = Pipeline::new(model, vec![(opts, link.clone())], args.top_k.max(1)).named(&model_name);
+    if let Some((hub, metrics)) = &view {
+        pipeline = pipeline.with_metrics(metrics.clone()).with_view(hub.clone());
+    }
     pipeline.keep_latencies = args.plot.is_some();
     // A progress line on a terminal (indicatif draws nothing when stderr is not one).
     let bar = indicatif::ProgressBar::new_spinner();
     let mut last = std::time::Instant::now();
-    pipeline.run(sink.into(), |p| {
+    let sinks = Sinks { jsonl: sink, mqtt: None, view: view.map(|(hub, _)| hub) };
+    pipeline.run(sinks, |p| {
         if last.elapsed() >= Duration::from_millis(100) {
             last = std::time::Instant::now();
             let t = p.totals();

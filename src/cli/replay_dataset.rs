@@ -104,8 +104,8 @@ pub fn run(a: DatasetArgs, c: Common) -> Result<()> {
         .samples
         .iter()
         .enumerate()
-        .filter(|(i, _)| shard.map_or(true, |s| s.takes(*i)))
-        .filter(|(i, _)| resume_at.as_ref().map_or(true, |(done, _)| !done.contains(i)))
+        .filter(|(i, _)| shard.is_none_or(|s| s.takes(*i)))
+        .filter(|(i, _)| resume_at.as_ref().is_none_or(|(done, _)| !done.contains(i)))
         .map(|(index, s)| Planned { index, label: data.class_of(s).map(String::from), sample: s.clone() })
         .collect();
     if let Some(k) = a.limit {

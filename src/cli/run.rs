@@ -21,6 +21,7 @@ use crate::reload::{model_stamp, Reloader};
 use crate::ring::Ring;
 use crate::service::Notifier;
 use crate::sink::{JsonlSink, Metrics, MqttSink, Sinks};
+use crate::view::ViewHub;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,6 +71,16 @@ pub fn run(args: Args) -> Result<()> {
             metrics.serve(&cfg.metrics.listen).with_context(|| format!("metrics.listen: {}", cfg.metrics.listen))?;
         tracing::info!("metrics on http://{at}/metrics");
     }
+    let view = if cfg.view.enabled() {
+        let settings = cfg.view.resolve().map_err(|(key, what)| anyhow::anyhow!("view.{key}: {what}"))?;
+        let sensors: Vec<_> = links.iter().map(|(o, _)| (o.name.clone(), o.sensor)).collect();
+        let (hub, _) = ViewHub::start(&settings, &sensors, Some(metrics.clone()))
+            .with_context(|| format!("view.listen: {}", settings.listen))?;
+        hub.set_model(&model_name);
+        Some(hub)
+    } else {
+        None
+    };
     let batching = Batching { max_pairs: m.batch, wait: Duration::from_millis(m.batch_wait_ms) };
     let (reload_tx, reload_rx) = crossbeam_channel::bounded(1);
     let mut pipeline = Pipeline::new(model, links, m.top_k)
@@ -77,6 +88,9 @@ pub fn run(args: Args) -> Result<()> {
         .with_batching(batching)
         .with_metrics(metrics.clone())
         .with_reloads(reload_rx);
+    if let Some(v) = &view {
+        pipeline = pipeline.with_view(v.clone());
+    }
     let reloader = Reloader {
         path: args.config.clone(),
         model_stamp: model_stamp(cfg.model.path.as_deref()),
@@ -93,7 +107,7 @@ pub fn run(args: Args) -> Result<()> {
         m.ready();
     }
     tracing::info!("ready: model {model_name}, source {sources}");
-    let result = pipeline.run(Sinks { jsonl, mqtt }, |_| notifier.tick());
+    let result = pipeline.run(Sinks { jsonl, mqtt, view }, |_| notifier.tick());
     notifier.stopping();
     stop.store(true, Ordering::Relaxed);
     if let Some(m) = pipeline.mqtt.take() {

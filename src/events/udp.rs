@@ -84,7 +84,7 @@ impl UdpEndpoint {
     fn parse_rest(rest: &str) -> Result<UdpEndpoint, String> {
         let (bind, query) = rest.split_once('?').unwrap_or((rest, ""));
         let bind = bind.trim_end_matches('/');
-        if bind.rsplit_once(':').map_or(true, |(_, port)| port.parse::<u16>().is_err()) {
+        if bind.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
             return Err(format!("{bind:?} is not ADDR:PORT"));
         }
         let (mut format, mut width, mut height) = (UdpFormat::T64X16Y16On8, None, None);
@@ -241,7 +241,7 @@ impl DatagramDecoder {
 
     fn spif(&mut self, d: &[u8], arrived_us: i64, out: &mut Vec<Event>) -> bool {
         let mut words = d.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-        let mut whole = d.len() % 4 == 0;
+        let mut whole = d.len().is_multiple_of(4);
         let mut last = self.previous_t;
         while let Some(word) = words.next() {
             let t = if word & (1 << 31) != 0 {

@@ -190,7 +190,7 @@ impl SafeModel {
     pub fn classify(&mut self, rgb: &[f32], event: &[f32]) -> Result<Vec<Vec<f32>>, ModelError> {
         self.expect_role(Role::Full)?;
         let per_sample = self.frames * self.image_len();
-        if rgb.len() != event.len() || rgb.is_empty() || rgb.len() % per_sample != 0 {
+        if rgb.len() != event.len() || rgb.is_empty() || !rgb.len().is_multiple_of(per_sample) {
             return Err(ModelError::Contract {
                 path: "input".into(),
                 what: format!(

@@ -45,7 +45,7 @@ pub fn compare(a: &mut SafeModel, b: &mut SafeModel, rgb: &[f32], event: &[f32])
         return Err(ParityError::Mismatch);
     }
     let per_sample = a.frames * a.image_len();
-    if rgb.len() != event.len() || rgb.is_empty() || rgb.len() % per_sample != 0 {
+    if rgb.len() != event.len() || rgb.is_empty() || !rgb.len().is_multiple_of(per_sample) {
         return Err(ParityError::Inputs { rgb: rgb.len(), event: event.len(), per_sample });
     }
     let mut p = Parity::default();

@@ -19,6 +19,7 @@ use crate::capture::{CaptureLink, Item};
 use crate::infer::stream_cache::InputSpec;
 use crate::sink::StreamCounters;
 use crate::sync::{Pair, Pairer};
+use crate::view::ViewHub;
 
 /// How often drop and reconnect counts go to the metrics.
 const EXPORT_EVERY: Duration = Duration::from_millis(100);
@@ -79,6 +80,8 @@ pub struct Accumulator {
     pub stats: Arc<StreamStats>,
     pub counters: Option<StreamCounters>,
     pub heartbeat: Heartbeat,
+    /// The live view, handed the pair's images once they are tensors (when somebody watches).
+    pub view: Option<ViewHub>,
 }
 
 /// The thread's state beyond its configuration.
@@ -224,7 +227,10 @@ impl Running {
     fn send_pairs(&mut self, tx: &Sender<Work>) -> bool {
         let pairs = std::mem::take(&mut self.pairs);
         for pair in pairs {
-            let prepared = prepare(pair, &self.a.input);
+            let prepared = prepare(&pair, &self.a.input);
+            if let Some(view) = self.a.view.as_ref().filter(|v| v.wants_images()) {
+                view.publish_images(self.a.me, pair.end, pair.events, pair.rgb);
+            }
             self.a.stats.pairs.fetch_add(1, Ordering::Relaxed);
             if !self.send(tx, Work::Pair(self.a.me, Box::new(prepared))) {
                 return false;
@@ -273,7 +279,7 @@ impl Running {
 }
 
 /// The pair's two images as normalised tensors at the model's size.
-fn prepare(pair: Pair, input: &InputSpec) -> Prepared {
+fn prepare(pair: &Pair, input: &InputSpec) -> Prepared {
     let t0 = Instant::now();
     let (rgb, events) = (input.tensor(&pair.rgb), input.tensor(&pair.events));
     Prepared {

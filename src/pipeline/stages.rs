@@ -108,7 +108,7 @@ impl Pipeline {
                 stats: stats.clone(),
                 heartbeat: heartbeat.clone(),
             });
-            p.accumulators.push(Accumulator { me, opts, link, input, stats, counters: None, heartbeat });
+            p.accumulators.push(Accumulator { me, opts, link, input, stats, counters: None, heartbeat, view: None });
         }
         p
     }
@@ -138,6 +138,14 @@ impl Pipeline {
             a.counters = Some(counters);
         }
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Hands each stream's images to the live view (it takes them only while watched).
+    pub fn with_view(mut self, view: crate::view::ViewHub) -> Self {
+        for a in &mut self.accumulators {
+            a.view = Some(view.clone());
+        }
         self
     }
 

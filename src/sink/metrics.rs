@@ -40,6 +40,8 @@ pub struct Metrics {
     pub stage_seconds: HistogramFamily,
     /// Encoder + fusion time per recognition.
     pub inference_seconds: Histogram,
+    /// The live view: drawing and JPEG-encoding one stream's image.
+    pub view_encode: Histogram,
     /// Pairs per encoder call (streams batched together).
     pub batch_pairs: Histogram,
     /// 1 for the model running (label `model`); the one it replaced is removed.
@@ -89,6 +91,7 @@ impl Metrics {
             source_dropped: Family::default(),
             stage_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             inference_seconds: latency_histogram(),
+            view_encode: latency_histogram(),
             batch_pairs: batch_histogram(),
             model_info: Family::default(),
             reloads: Family::default(),
@@ -120,6 +123,12 @@ impl Metrics {
             "Encoder + fusion time per recognition",
             Unit::Seconds,
             m.inference_seconds.clone(),
+        );
+        r.register_with_unit(
+            "view_encode",
+            "The live view: drawing and JPEG-encoding one image (only while somebody watches)",
+            Unit::Seconds,
+            m.view_encode.clone(),
         );
         r.register(
             "batch_pairs",
@@ -164,6 +173,11 @@ impl Metrics {
             let _ = encode(&mut out, &r);
         }
         out
+    }
+
+    /// The model running (reloads change it).
+    pub fn model(&self) -> String {
+        self.model_name.lock().map(|n| n.clone()).unwrap_or_default()
     }
 
     /// The model running is now `name`.

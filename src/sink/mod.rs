@@ -14,11 +14,13 @@ pub use mqtt::{MqttConfig, MqttSink};
 pub struct Sinks {
     pub jsonl: JsonlSink,
     pub mqtt: Option<MqttSink>,
+    /// The live view's event streams (and the last recognition it draws).
+    pub view: Option<crate::view::ViewHub>,
 }
 
 impl From<JsonlSink> for Sinks {
     fn from(jsonl: JsonlSink) -> Self {
-        Sinks { jsonl, mqtt: None }
+        Sinks { jsonl, mqtt: None, view: None }
     }
 }
 
@@ -43,6 +45,10 @@ impl Sinks {
         let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
         if let Some(m) = &mut self.mqtt {
             m.publish(&rec.stream, &line);
+        }
+        if let Some(v) = &self.view {
+            // serde_json writes UTF-8.
+            v.publish(rec, std::str::from_utf8(&line).unwrap_or_default());
         }
         line.push(b'\n');
         self.jsonl.write_line(&line)

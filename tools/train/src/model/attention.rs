@@ -52,9 +52,9 @@ impl CustomOp1 for SelfAttention {
         let (h, scale, causal) = (self.heads, 1.0 / (hd as f32).sqrt(), self.causal);
         let mut out = vec![0f32; b * n * w];
         let mut probs = vec![0f32; b * h * n * n];
-        let parts: Vec<_> = split_blocks(&mut out, std::iter::repeat(n * w).take(b))
+        let parts: Vec<_> = split_blocks(&mut out, std::iter::repeat_n(n * w, b))
             .into_iter()
-            .zip(split_blocks(&mut probs, std::iter::repeat(h * n * n).take(b)))
+            .zip(split_blocks(&mut probs, std::iter::repeat_n(h * n * n, b)))
             .collect();
         par_blocks(parts, self.parallel(b, n, w), |item, (o, p)| {
             let base = item * n * 3 * w;
@@ -88,7 +88,7 @@ impl CustomOp1 for SelfAttention {
         let mut dqkv = vec![0f32; b * n * 3 * w];
         with_data(qkv, self.name(), |qkv| {
             with_data(grad, self.name(), |g| {
-                let parts = split_blocks(&mut dqkv, std::iter::repeat(n * 3 * w).take(b));
+                let parts = split_blocks(&mut dqkv, std::iter::repeat_n(n * 3 * w, b));
                 par_blocks(parts, self.parallel(b, n, w), |item, d| {
                     let (base, gbase) = (item * n * 3 * w, item * n * w);
                     let mut dp = vec![0f32; n * n];
