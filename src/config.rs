@@ -32,6 +32,9 @@ pub struct Config {
     /// The live view in a browser (off unless `listen` is set).
     #[serde(default)]
     pub view: crate::view::ViewConfig,
+    /// The ROS 2 node (for `ros2:` sources and `[output.ros2]`).
+    #[serde(default)]
+    pub ros2: crate::ros2::Ros2Config,
     /// More streams in the same process, sharing the model (see [`Config::streams`]).
     #[serde(default)]
     pub streams: Vec<StreamConfig>,
@@ -295,11 +298,13 @@ pub struct OutputConfig {
     pub jsonl: String,
     /// The same lines to an MQTT broker.
     pub mqtt: Option<crate::sink::MqttConfig>,
+    /// Recognitions as vision_msgs/Classification on the ROS 2 graph.
+    pub ros2: Option<crate::sink::ros2::Ros2OutputConfig>,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { jsonl: "stdout".into(), mqtt: None }
+        OutputConfig { jsonl: "stdout".into(), mqtt: None, ros2: None }
     }
 }
 
@@ -362,6 +367,11 @@ impl Config {
                     return bad(&format!("{table}.camera_config"), format!("{}: {what}", path.display()));
                 }
             }
+            if let Some(topic) = s.source.events.strip_prefix(crate::ros2::events_in::PREFIX) {
+                if let Err(e) = crate::ros2::topic_name(topic) {
+                    return bad(&format!("{table}.events"), e);
+                }
+            }
             if s.source.rate_limit == Some(0) {
                 return bad(&format!("{table}.rate_limit"), "0 events/s: leave it out to turn the limiter off".into());
             }
@@ -392,6 +402,15 @@ impl Config {
         }
         if let Err((key, what)) = self.view.check() {
             return bad(&format!("view.{key}"), what);
+        }
+        if let Err((key, what)) = self.ros2.check() {
+            return bad(&format!("ros2.{key}"), what);
+        }
+        if let Some(r) = &self.output.ros2 {
+            let names: Vec<String> = self.streams().iter().map(|s| s.source.name.clone()).collect();
+            if let Err((key, what)) = r.check(&names) {
+                return bad(&format!("output.ros2.{key}"), what);
+            }
         }
         if let Some(m) = &self.output.mqtt {
             if let Err((key, what)) = m.check() {

@@ -14,6 +14,7 @@ pub mod plot;
 pub mod reload;
 pub mod report;
 pub mod ring;
+pub mod ros2;
 pub mod service;
 pub mod sink;
 pub mod sync;

@@ -195,6 +195,21 @@ fn a_receiver_that_falls_behind_counts_what_the_kernel_dropped() {
 }
 
 #[test]
+fn ctrl_c_ends_a_live_dump_with_its_summary() {
+    let port = free_port();
+    let url = format!("udp://127.0.0.1:{port}?width=10&height=10");
+    let child = safed().args(["dump", &url]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_bound(port);
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.send_to(&t64(&[(7, 1, 2, 1)]), ("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    common::daemon::signal(child.id(), libc::SIGINT);
+    let (got, summary) = finish(child);
+    assert_eq!(got, "t,x,y,p\n7,1,2,1\n");
+    assert!(summary.starts_with("dump: interrupted: 1 events") && summary.contains("1 datagrams"), "{summary}");
+}
+
+#[test]
 fn run_recognises_events_from_udp_and_exports_the_source_drops() {
     let Some(py) = common::venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();

@@ -207,6 +207,37 @@ fn hostile_clients_get_their_connections_closed() {
     assert_eq!(get(&addr, "/streams", Some(TOKEN)).0, 200, "the view still answers");
 }
 
+#[test]
+fn replay_serves_the_view_during_a_replay() {
+    let mut child = safed()
+        .args(["replay", "--loop", "--view", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let addr = line.trim().strip_prefix("view: open http://").and_then(|a| a.strip_suffix('/'));
+    let addr = addr.unwrap_or_else(|| panic!("{line:?}")).to_string();
+    let until = Instant::now() + Duration::from_secs(30);
+    let recognised = loop {
+        let (status, body) = get(&addr, "/streams", None);
+        assert_eq!(status, 200, "{body}");
+        if body.contains("\"top\"") {
+            break body;
+        }
+        assert!(Instant::now() < until, "no recognition in /streams: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(recognised.contains("demo-sample"), "{recognised}");
+    common::daemon::sigterm(child.id());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    assert!(status.success() && rest.contains("recognitions"), "the replay's report after the stop: {rest}");
+}
+
 // --- the browser ---
 
 fn free_port() -> u16 {

@@ -36,6 +36,8 @@ def seeds():
             yield ("evt3" if b"evt 3.0" in data[:200] else "evt2"), path.name, body
             # Any bytes are datagrams: 100-byte datagrams, a 346-pixel-wide sensor.
             yield "udp", path.name, b"\x63\x59" + body
+            # EVT 3.0 words cut into 1 KiB packets (the first byte: 255 * 4 + 1 = 1021 bytes).
+            yield "event_packet", path.name, b"\xff" + body
         elif path.suffix == ".dat":
             # The target writes its own header and takes the first byte as the version.
             yield "dat", path.name, b"\x00" + after_header(data, b"%")

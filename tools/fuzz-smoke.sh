@@ -9,7 +9,7 @@ export RUSTC_BOOTSTRAP=1
 # Targets that go through files (aedat4_file, hdf5, dataset_text) write one per input: in memory.
 [ -w /dev/shm ] && export TMPDIR=/dev/shm
 python3 tools/fuzz-seeds.py fuzz/corpus
-for target in aedat4 aedat4_file aedat4_stream aedat31 aedat2 evt2 evt3 dat atis_bin text hdf5 npz detect dataset_text udp; do
+for target in aedat4 aedat4_file aedat4_stream aedat31 aedat2 evt2 evt3 dat atis_bin text hdf5 npz detect dataset_text udp event_packet; do
     echo "fuzz: $target for ${seconds}s"
     # libhdf5 keeps caches and free lists for the process's life, which LeakSanitizer reports as
     # leaks of the first input: memory growth is still caught by the RSS limit.

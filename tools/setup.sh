@@ -3,7 +3,7 @@
 # Idempotent: every step checks before it acts. What it does:
 #   1. apt: a C toolchain (liblz4/zstd are built from source by their crates), Python venv,
 #      clang and OpenCV (RGB cameras and video files).
-#   2. Rust: uses the cargo on PATH (>= 1.87); a missing one is installed from apt where
+#   2. Rust: uses the cargo on PATH (>= 1.88); a missing one is installed from apt where
 #      the distribution's is new enough, else the script says how to get one.
 #   3. .venv/: the vendors' tools from PyPI (dv-processing, faery) for interop tests.
 #   4. tools/ort/lib/: the ONNX Runtime shared library, out of the onnxruntime wheel.
@@ -48,17 +48,17 @@ rust_ok() {
     command -v cargo >/dev/null 2>&1 || return 1
     local v
     v=$(rustc --version | awk '{print $2}')
-    [ "$(printf '%s\n1.87.0\n' "$v" | sort -V | head -n1)" = "1.87.0" ]
+    [ "$(printf '%s\n1.88.0\n' "$v" | sort -V | head -n1)" = "1.88.0" ]
 }
 if ! rust_ok; then
-    say "no Rust >= 1.87 on PATH; trying the distribution's"
+    say "no Rust >= 1.88 on PATH; trying the distribution's"
     apt-get install -y -qq --no-install-recommends cargo rustc >/dev/null 2>&1 || true
-    rust_ok || { say "Rust >= 1.87 is needed: install it with rustup (https://rustup.rs), then re-run"; exit 1; }
+    rust_ok || { say "Rust >= 1.88 is needed: install it with rustup (https://rustup.rs), then re-run"; exit 1; }
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import dv_processing, faery, h5py, hdf5plugin, expelliarmus' 2>/dev/null \
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import dv_processing, faery, h5py, hdf5plugin, expelliarmus, cyclonedds' 2>/dev/null \
     || [ ! -f .venv/lib/python3*/site-packages/tonic/io.py ]; then
-    say "creating .venv with the interop peers (dv-processing, faery, h5py, hdf5plugin, expelliarmus, tonic)"
+    say "creating .venv with the interop peers (dv-processing, faery, h5py, hdf5plugin, expelliarmus, cyclonedds, tonic)"
     rm -rf .venv
     python3 -m venv .venv
     .venv/bin/python -m pip install -q --disable-pip-version-check -r tools/requirements-test.txt

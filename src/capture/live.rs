@@ -75,7 +75,16 @@ fn pump(
     let info = source.info();
     let events_id = info.first(StreamKind::Events).map(|s| s.id);
     let frames_id = info.first(StreamKind::Frames).map(|s| s.id);
+    let mut sensor = source.sensor();
     while let Some(packet) = source.next_packet()? {
+        if source.restarted() {
+            link.ring.push(Item::Reset);
+            link.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some((w, h)) = source.sensor().filter(|s| Some(*s) != sensor) {
+            sensor = Some((w, h));
+            link.ring.push(Item::Sensor(w as u32, h as u32));
+        }
         if link.stop.load(Ordering::Relaxed) {
             return Ok(());
         }

@@ -26,6 +26,9 @@ pub enum Item {
     },
     /// A new connection: its clock starts afresh, so windows and held frames are dropped.
     Reset,
+    /// A live source learned its sensor size (a ROS 2 topic's first packet): event images are
+    /// this size from now on.
+    Sensor(u32, u32),
     /// Dataset replay: a sample begins; what follows until [`Item::SampleEnd`] is its own.
     SampleStart(Box<dataset::SampleStart>),
     /// Dataset replay: a frame and the event image the dataset's authors rendered for it.
@@ -116,6 +119,8 @@ pub struct SourceSpec {
     pub format: Option<crate::events::Format>,
     /// USB cameras: their settings.
     pub usb: crate::events::usb::UsbOptions,
+    /// `ros2:` sources: the node.
+    pub ros2: crate::ros2::Ros2Config,
 }
 
 /// An opened source and what the pipeline needs to know about it.
@@ -137,6 +142,7 @@ impl SourceSpec {
         o.net.read_timeout = Some(self.idle_timeout);
         o.format = self.format;
         o.usb = self.usb.clone();
+        o.ros2 = self.ros2.clone();
         o
     }
 

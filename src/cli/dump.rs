@@ -54,7 +54,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         s => s.map(Duration::from_secs_f64),
     };
     let source = match &args.source {
-        Some(s) => events::open_with(s, &events::OpenOptions { format: args.input_format, ..Default::default() })?,
+        Some(s) => {
+            // A node of its own beside a running daemon's ("safed").
+            let ros2 = crate::ros2::Ros2Config { node: "safed_dump".into(), ..Default::default() };
+            events::open_with(s, &events::OpenOptions { format: args.input_format, ros2, ..Default::default() })?
+        }
         None => events::open_sample()?,
     };
     let live = args.source.as_deref().is_some_and(|s| events::is_live(s) || events::is_pipe(s));
@@ -111,6 +115,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     stop.store(true, Ordering::Relaxed);
+    if !matches!(end, End::Input) {
+        // A live source's reader sees the stop within its poll (~100 ms) and leaves its final
+        // counts: wait for them a little, not for a blocked read.
+        let until = Instant::now() + Duration::from_millis(500);
+        while let Ok(r) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            if matches!(r, Read::End(_)) {
+                break;
+            }
+        }
+    }
     out.flush().context("writing CSV")?;
     if live || !matches!(end, End::Input) {
         let source = summary.lock().ok().and_then(|s| s.clone());

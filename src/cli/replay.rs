@@ -121,6 +121,7 @@ pub fn run(args: Args) -> Result<()> {
         forward_frames: args.video.is_none(),
         format: args.input_format,
         usb: Default::default(),
+        ros2: Default::default(),
     };
     let opened = spec.open()?;
     let video = match &args.video {
@@ -167,7 +168,7 @@ pub fn run(args: Args) -> Result<()> {
     // A progress line on a terminal (indicatif draws nothing when stderr is not one).
     let bar = indicatif::ProgressBar::new_spinner();
     let mut last = std::time::Instant::now();
-    let sinks = Sinks { jsonl: sink, mqtt: None, view: view.map(|(hub, _)| hub) };
+    let sinks = Sinks { jsonl: sink, mqtt: None, view: view.map(|(hub, _)| hub), ros2: None };
     pipeline.run(sinks, |p| {
         if last.elapsed() >= Duration::from_millis(100) {
             last = std::time::Instant::now();

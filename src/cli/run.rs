@@ -20,6 +20,7 @@ use crate::pipeline::{effective_mode, load_model, Batching, Ended, Pipeline, Str
 use crate::reload::{model_stamp, Reloader};
 use crate::ring::Ring;
 use crate::service::Notifier;
+use crate::sink::ros2::Ros2Sink;
 use crate::sink::{JsonlSink, Metrics, MqttSink, Sinks};
 use crate::view::ViewHub;
 
@@ -58,6 +59,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     let sources = names.join(", ");
     let stream_names: Vec<String> = links.iter().map(|(o, _)| o.name.clone()).collect();
+    let stream_sources: Vec<(String, String)> =
+        cfg.streams().iter().map(|s| (s.source.name.clone(), s.source.events.clone())).collect();
     // Counters are kept whether or not they are served: the health message reads them.
     let metrics = Metrics::new();
     metrics.set_model(&model_name);
@@ -80,6 +83,12 @@ pub fn run(args: Args) -> Result<()> {
         Some(hub)
     } else {
         None
+    };
+    let ros2 = match &cfg.output.ros2 {
+        Some(r) => {
+            Some(Ros2Sink::start(r, &cfg.ros2, &stream_sources, metrics.ros2_dropped.clone()).context("output.ros2")?)
+        }
+        None => None,
     };
     let batching = Batching { max_pairs: m.batch, wait: Duration::from_millis(m.batch_wait_ms) };
     let (reload_tx, reload_rx) = crossbeam_channel::bounded(1);
@@ -107,7 +116,7 @@ pub fn run(args: Args) -> Result<()> {
         m.ready();
     }
     tracing::info!("ready: model {model_name}, source {sources}");
-    let result = pipeline.run(Sinks { jsonl, mqtt, view }, |_| notifier.tick());
+    let result = pipeline.run(Sinks { jsonl, mqtt, view, ros2 }, |_| notifier.tick());
     notifier.stopping();
     stop.store(true, Ordering::Relaxed);
     if let Some(m) = pipeline.mqtt.take() {
@@ -183,6 +192,7 @@ impl OpenStream {
             forward_frames: settings.rgb.is_empty(),
             format: None,
             usb: s.usb_options().map_err(|e| anyhow::anyhow!("stream {}: camera_config: {e}", s.name))?,
+            ros2: cfg.ros2.clone(),
         };
         let opened = spec.open().with_context(|| format!("stream {}", s.name))?;
         let rgb = if settings.rgb.is_empty() {

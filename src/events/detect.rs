@@ -47,6 +47,9 @@ pub enum Format {
     /// A camera on USB (src/events/usb.rs), through the neuromorphic-drivers crate.
     #[serde(rename = "usb")]
     Usb,
+    /// ROS 2 EventPacket messages (src/ros2/events_in.rs).
+    #[serde(rename = "ros2")]
+    Ros2,
 }
 
 impl Format {
@@ -68,6 +71,7 @@ impl Format {
             Format::UdpT32 => "t32_x16_y15_on1",
             Format::Spif => "spif",
             Format::Usb => "usb",
+            Format::Ros2 => "ros2",
         }
     }
 
@@ -116,6 +120,8 @@ pub struct OpenOptions {
     pub format: Option<Format>,
     /// USB cameras: their settings.
     pub usb: UsbOptions,
+    /// `ros2:` sources: the node they subscribe from.
+    pub ros2: crate::ros2::Ros2Config,
 }
 
 impl Default for OpenOptions {
@@ -126,6 +132,7 @@ impl Default for OpenOptions {
             decode_threads: cores.min(4),
             format: None,
             usb: UsbOptions::default(),
+            ros2: Default::default(),
         }
     }
 }
@@ -148,7 +155,10 @@ pub fn is_pipe(source: &str) -> bool {
 /// Whether `source` names a live source (a stream server, a UDP socket, a USB camera): read
 /// until stopped and reopened when it fails.
 pub fn is_live(source: &str) -> bool {
-    Endpoint::parse(source).is_some() || source.starts_with("udp://") || source.starts_with(usb::PREFIX)
+    Endpoint::parse(source).is_some()
+        || source.starts_with("udp://")
+        || source.starts_with(usb::PREFIX)
+        || source.starts_with(crate::ros2::events_in::PREFIX)
 }
 
 pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource>, EventError> {
@@ -160,6 +170,9 @@ pub fn open_with(source: &str, opts: &OpenOptions) -> Result<Box<dyn EventSource
     }
     if source.starts_with(usb::PREFIX) {
         return Ok(Box::new(usb::UsbSource::open(source, &opts.usb)?));
+    }
+    if source.starts_with(crate::ros2::events_in::PREFIX) {
+        return Ok(Box::new(crate::ros2::events_in::Ros2EventSource::open(source, &opts.ros2)?));
     }
     if source == STDIN {
         return open_pipe(std::io::stdin(), "(stdin)", opts);
@@ -311,7 +324,7 @@ fn open_as<R: BufRead + Send + 'static>(
                 what: "an HDF5 file is read from its path (the library does not read byte streams)".into(),
             })
         }
-        live @ (Format::UdpT64 | Format::UdpT32 | Format::Spif | Format::Usb) => {
+        live @ (Format::UdpT64 | Format::UdpT32 | Format::Spif | Format::Usb | Format::Ros2) => {
             return Err(EventError::Unsupported {
                 input: name.to_string(),
                 what: format!("{} is a live format, not a file's: give its udp:// or usb: address", live.name()),

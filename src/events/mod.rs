@@ -15,6 +15,7 @@ pub mod evt2;
 pub mod evt3;
 pub mod hdf5;
 pub mod npz;
+pub mod packet_codecs;
 mod raw;
 pub mod text;
 pub mod udp;
@@ -44,7 +45,13 @@ pub fn open_sample() -> Result<Box<dyn EventSource>, EventError> {
 /// the parsers; `fuzz_drain_file` is the one target path that drives the threads.
 #[doc(hidden)]
 pub fn fuzz_drain(bytes: Vec<u8>) {
-    let opts = OpenOptions { decode_threads: 1, format: None, net: Default::default(), usb: Default::default() };
+    let opts = OpenOptions {
+        decode_threads: 1,
+        format: None,
+        net: Default::default(),
+        usb: Default::default(),
+        ros2: Default::default(),
+    };
     if let Ok(mut source) = open_reader(std::io::Cursor::new(bytes), "fuzz", &opts) {
         while let Ok(Some(_)) = source.next_packet() {}
     }
@@ -55,8 +62,13 @@ pub fn fuzz_drain(bytes: Vec<u8>) {
 #[doc(hidden)]
 pub fn fuzz_drain_as(bytes: Vec<u8>, format: Format) {
     // Not `OpenOptions::default()`: counting cores reads cgroup files, once per input.
-    let opts =
-        OpenOptions { decode_threads: 1, format: Some(format), net: Default::default(), usb: Default::default() };
+    let opts = OpenOptions {
+        decode_threads: 1,
+        format: Some(format),
+        net: Default::default(),
+        usb: Default::default(),
+        ros2: Default::default(),
+    };
     if let Ok(mut source) = open_reader(std::io::Cursor::new(bytes), "fuzz", &opts) {
         while let Ok(Some(_)) = source.next_packet() {}
     }
@@ -251,6 +263,15 @@ pub trait EventSource: Send {
     /// Live sources: a line on what was received and lost, for `safed dump`'s summary.
     fn summary(&self) -> Option<String> {
         None
+    }
+    /// Live sources: whether the stream started again since the last call (a publisher that
+    /// restarted: its clock did too), so that windows start afresh.
+    fn restarted(&mut self) -> bool {
+        false
+    }
+    /// The event stream's sensor size; a live source may learn it from its first packet.
+    fn sensor(&self) -> Option<(u16, u16)> {
+        self.info().first(StreamKind::Events).and_then(|s| s.size)
     }
 }
 

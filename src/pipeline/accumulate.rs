@@ -205,6 +205,16 @@ impl Running {
                 self.pairer.finish(&mut self.pairs);
                 Some(Work::End(me, error))
             }
+            // The source learned its sensor size: event images are that size from now on.
+            Item::Sensor(w, h) => {
+                if (w, h) != self.a.opts.sensor {
+                    self.pairer.finish(&mut self.pairs);
+                    self.window_dropped_before += self.pairer.dropped_events();
+                    self.a.opts.sensor = (w, h);
+                    self.pairer = new_pairer(self.a.opts.mode, (w, h), &self.a.opts, self.a.input.events);
+                }
+                None
+            }
             // A connection ended: its last frames get the events that came, then windows start
             // afresh (the next connection's clock is its own).
             Item::Reset => {

@@ -51,6 +51,8 @@ pub struct Metrics {
     /// MQTT: messages published (acknowledged at QoS 1), and dropped by the full queue.
     pub mqtt_published: Counter,
     pub mqtt_dropped: Counter,
+    /// ROS 2: classifications dropped by the full outgoing queue.
+    pub ros2_dropped: Counter,
     /// MQTT: messages waiting for the broker.
     pub mqtt_queued: Gauge,
     /// MQTT: connections made (the first and every reconnection).
@@ -97,6 +99,7 @@ impl Metrics {
             reloads: Family::default(),
             mqtt_published: Counter::default(),
             mqtt_dropped: Counter::default(),
+            ros2_dropped: Counter::default(),
             mqtt_queued: Gauge::default(),
             mqtt_connects: Counter::default(),
             model_name: Default::default(),
@@ -139,6 +142,7 @@ impl Metrics {
         r.register("reloads", "Configuration reloads (SIGHUP), applied or refused", m.reloads.clone());
         r.register("mqtt_published", "MQTT messages published (acknowledged at QoS 1)", m.mqtt_published.clone());
         r.register("mqtt_dropped", "MQTT messages dropped by the full outgoing queue", m.mqtt_dropped.clone());
+        r.register("ros2_dropped", "ROS 2 classifications dropped by the full outgoing queue", m.ros2_dropped.clone());
         r.register("mqtt_queued", "MQTT messages waiting for the broker", m.mqtt_queued.clone());
         r.register("mqtt_connects", "MQTT connections made (the first and reconnections)", m.mqtt_connects.clone());
         for result in ["applied", "refused"] {

@@ -4,6 +4,7 @@ pub mod jsonl;
 pub mod metrics;
 pub mod metrics_server;
 pub mod mqtt;
+pub mod ros2;
 
 pub use jsonl::{JsonlSink, Latency, Recognition, Scored};
 pub use metrics::{Metrics, StreamCounters};
@@ -16,11 +17,13 @@ pub struct Sinks {
     pub mqtt: Option<MqttSink>,
     /// The live view's event streams (and the last recognition it draws).
     pub view: Option<crate::view::ViewHub>,
+    /// vision_msgs/Classification on the ROS 2 graph.
+    pub ros2: Option<ros2::Ros2Sink>,
 }
 
 impl From<JsonlSink> for Sinks {
     fn from(jsonl: JsonlSink) -> Self {
-        Sinks { jsonl, mqtt: None, view: None }
+        Sinks { jsonl, mqtt: None, view: None, ros2: None }
     }
 }
 
@@ -45,6 +48,9 @@ impl Sinks {
         let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
         if let Some(m) = &mut self.mqtt {
             m.publish(&rec.stream, &line);
+        }
+        if let Some(r) = &self.ros2 {
+            r.publish(rec);
         }
         if let Some(v) = &self.view {
             // serde_json writes UTF-8.
