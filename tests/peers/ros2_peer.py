@@ -12,7 +12,8 @@ run it with CYCLONEDDS_URI pointing at tests/peers/cyclonedds-loopback.xml.
       # valid evt3 packets between an unknown encoding, a cut word, another size, a seq jump,
       # a 100 MB packet
   ros2_peer.py listen --topic T --domain D --count N --timeout S
-      # prints each vision_msgs/Classification as a JSON line
+      # prints each vision_msgs/Classification as a JSON line, with its latency from the
+      # publication of the newest packet it used (its stamp) to its reception
 """
 
 import argparse
@@ -248,9 +249,13 @@ def listen(args):
     got, until = 0, time.time() + args.timeout
     while got < args.count and time.time() < until:
         for c in r.take(N=100):
+            received = time.time_ns()
             stamp = c.header.stamp.sec * 1_000_000_000 + c.header.stamp.nanosec
             results = [{"class_id": h.class_id, "score": h.score} for h in c.results]
-            print(json.dumps({"stamp_ns": stamp, "frame_id": c.header.frame_id, "results": results}), flush=True)
+            line = {"stamp_ns": stamp, "frame_id": c.header.frame_id, "results": results}
+            # The stamp is the newest input's publication time: the end-to-end latency.
+            line["latency_ms"] = (received - stamp) / 1e6
+            print(json.dumps(line), flush=True)
             got += 1
         time.sleep(0.01)
 
