@@ -92,7 +92,8 @@ fn evt3_packets_in_give_the_classifications_of_a_replay_of_the_file() {
 
     let body = format!(
         "[source]\nevents = \"ros2:/cam/events\"\nname = \"cam0\"\n[ros2]\ndomain_id = {d}\n\
-         [output]\njsonl = \"stdout\"\n[output.ros2]\ntopic = \"/safed/{{stream}}/classification\"\n"
+         [output]\njsonl = \"stdout\"\n[output.ros2]\ntopic = \"/safed/{{stream}}/classification\"\n\
+         image_topic = \"/safed/{{stream}}/event_image\"\n"
     );
     // The camera is on the graph first (the peer waits for a subscriber before it publishes):
     // discovery must find it when safed comes.
@@ -118,6 +119,24 @@ fn evt3_packets_in_give_the_classifications_of_a_replay_of_the_file() {
     .unwrap();
     let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "listening");
+    let images = peer(
+        &py,
+        &[
+            "listen-images",
+            "--topic",
+            "/safed/cam0/event_image",
+            "--domain",
+            &d.to_string(),
+            "--count",
+            "20",
+            "--timeout",
+            "90",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     wait_ok(publisher, "the publisher", Duration::from_secs(120));
     // The last window of a live stream stays open: everything before it comes.
     let until = Instant::now() + Duration::from_secs(20);
@@ -130,6 +149,18 @@ fn evt3_packets_in_give_the_classifications_of_a_replay_of_the_file() {
     }
     let _ = listener.kill();
     let _ = listener.wait();
+    // The event images the model saw, as rqt_image_view takes them.
+    let images = images.wait_with_output().unwrap();
+    let images: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&images.stdout).lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(images.len(), 20, "event images received");
+    for i in &images {
+        assert_eq!(
+            (i["width"].as_u64(), i["height"].as_u64(), i["encoding"].as_str()),
+            (Some(346), Some(260), Some("rgb8"))
+        );
+        assert_eq!((i["step"].as_u64(), i["len"].as_u64()), (Some(346 * 3), Some(346 * 3 * 260)));
+    }
     assert!(got.len() + 1 >= expected.len(), "{} classifications for {} recognitions", got.len(), expected.len());
     for (i, (c, r)) in got.iter().zip(&expected).enumerate() {
         let results = c["results"].as_array().unwrap();

@@ -100,6 +100,9 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(v) = &view {
         pipeline = pipeline.with_view(v.clone());
     }
+    if let Some(tap) = ros2.as_ref().and_then(|r| r.images.clone()) {
+        pipeline = pipeline.with_ros2_images(tap);
+    }
     let reloader = Reloader {
         path: args.config.clone(),
         model_stamp: model_stamp(cfg.model.path.as_deref()),

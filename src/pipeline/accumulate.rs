@@ -82,6 +82,8 @@ pub struct Accumulator {
     pub heartbeat: Heartbeat,
     /// The live view, handed the pair's images once they are tensors (when somebody watches).
     pub view: Option<ViewHub>,
+    /// `[output.ros2] image_topic`: every pair's event image.
+    pub ros2_images: Option<crate::sink::ros2::Ros2ImageTap>,
 }
 
 /// The thread's state beyond its configuration.
@@ -238,6 +240,9 @@ impl Running {
         let pairs = std::mem::take(&mut self.pairs);
         for pair in pairs {
             let prepared = prepare(&pair, &self.a.input);
+            if let Some(tap) = &self.a.ros2_images {
+                tap.offer(self.a.me, pair.end, &pair.events);
+            }
             if let Some(view) = self.a.view.as_ref().filter(|v| v.wants_images()) {
                 view.publish_images(self.a.me, pair.end, pair.events, pair.rgb);
             }

@@ -108,7 +108,17 @@ impl Pipeline {
                 stats: stats.clone(),
                 heartbeat: heartbeat.clone(),
             });
-            p.accumulators.push(Accumulator { me, opts, link, input, stats, counters: None, heartbeat, view: None });
+            p.accumulators.push(Accumulator {
+                me,
+                opts,
+                link,
+                input,
+                stats,
+                counters: None,
+                heartbeat,
+                view: None,
+                ros2_images: None,
+            });
         }
         p
     }
@@ -145,6 +155,14 @@ impl Pipeline {
     pub fn with_view(mut self, view: crate::view::ViewHub) -> Self {
         for a in &mut self.accumulators {
             a.view = Some(view.clone());
+        }
+        self
+    }
+
+    /// Hands each stream's event images to `[output.ros2] image_topic`.
+    pub fn with_ros2_images(mut self, tap: crate::sink::ros2::Ros2ImageTap) -> Self {
+        for a in &mut self.accumulators {
+            a.ros2_images = Some(tap.clone());
         }
         self
     }

@@ -11,6 +11,8 @@ run it with CYCLONEDDS_URI pointing at tests/peers/cyclonedds-loopback.xml.
   ros2_peer.py publish-hostile --topic T --domain D
       # valid evt3 packets between an unknown encoding, a cut word, another size, a seq jump,
       # a 100 MB packet
+  ros2_peer.py listen-images --topic T --domain D --count N --timeout S
+      # prints each sensor_msgs/Image's size and encoding as a JSON line
   ros2_peer.py listen --topic T --domain D --count N --timeout S
       # prints each vision_msgs/Classification as a JSON line, with its latency from the
       # publication of the newest packet it used (its stamp) to its reception
@@ -54,6 +56,17 @@ class EventPacket(IdlStruct, typename="event_camera_msgs::msg::dds_::EventPacket
     encoding: str
     is_bigendian: bool
     events: sequence[uint8]
+
+
+@dataclass
+class Image(IdlStruct, typename="sensor_msgs::msg::dds_::Image_"):
+    header: Header
+    height: uint32
+    width: uint32
+    encoding: str
+    is_bigendian: uint8
+    step: uint32
+    data: sequence[uint8]
 
 
 @dataclass
@@ -236,6 +249,25 @@ def publish_hostile(args):
     time.sleep(2.0)
 
 
+def listen_images(args):
+    dp = DomainParticipant(args.domain)
+    qos = Qos(
+        Policy.DataRepresentation(use_cdrv0_representation=True),
+        Policy.Reliability.Reliable(duration(seconds=1)),
+        Policy.History.KeepLast(10),
+    )
+    r = DataReader(dp, Topic(dp, ros_topic(args.topic), Image, qos=qos), qos=qos)
+    print("listening", flush=True)
+    got, until = 0, time.time() + args.timeout
+    while got < args.count and time.time() < until:
+        for m in r.take(N=10):
+            line = {"width": m.width, "height": m.height, "encoding": m.encoding, "step": m.step, "len": len(m.data)}
+            line["frame_id"] = m.header.frame_id
+            print(json.dumps(line), flush=True)
+            got += 1
+        time.sleep(0.01)
+
+
 def listen(args):
     dp = DomainParticipant(args.domain)
     qos = Qos(
@@ -263,7 +295,7 @@ def listen(args):
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("publish-evt3", "publish-libcaer-cmp", "publish-hostile", "listen"):
+    for name in ("publish-evt3", "publish-libcaer-cmp", "publish-hostile", "listen", "listen-images"):
         p = sub.add_parser(name)
         if name.startswith("publish-") and name != "publish-hostile":
             p.add_argument("file")
@@ -279,7 +311,7 @@ def main():
             p.add_argument("--height", type=int, default=260)
         if name == "publish-libcaer-cmp":
             p.add_argument("--expected", required=True)
-        if name == "listen":
+        if name.startswith("listen"):
             p.add_argument("--count", type=int, required=True)
             p.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args()
@@ -288,6 +320,7 @@ def main():
         "publish-libcaer-cmp": publish_libcaer_cmp,
         "publish-hostile": publish_hostile,
         "listen": listen,
+        "listen-images": listen_images,
     }[args.cmd](args)
 
 
