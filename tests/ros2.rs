@@ -312,3 +312,62 @@ fn check_config_names_the_bad_ros2_key() {
     let out = safed().arg("check-config").arg(write_config(dir.path(), good)).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn image_frames_pair_with_event_packets_as_the_recording_pairs_them() {
+    let Some(py) = common::venv_python() else { return };
+    let d = domain(4);
+    let file = common::data("dv_davis_frames_lz4.aedat4");
+    let replay = safed().args(["replay", "--speed", "max"]).arg(&file).output().unwrap();
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    let expected: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&replay.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(expected.len() >= 20 && expected.iter().all(|r| r["rgb"] == "frames"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "[source]\nevents = \"ros2:/davis/events\"\nname = \"davis\"\n[rgb]\nsource = \"ros2:/davis/image\"\n\
+         [ros2]\ndomain_id = {d}\n"
+    );
+    let daemon = Daemon::start(&write_config(dir.path(), &body));
+    daemon.wait_log("ready", Duration::from_secs(60));
+    let publisher = peer(
+        &py,
+        &[
+            "publish-davis",
+            file.to_str().unwrap(),
+            "--events-topic",
+            "/davis/events",
+            "--image-topic",
+            "/davis/image",
+            "--domain",
+            &d.to_string(),
+        ],
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_ok(publisher, "the publisher", Duration::from_secs(120));
+    // The last frame's window stays open in a live stream.
+    let until = Instant::now() + Duration::from_secs(20);
+    while daemon.lines().len() + 1 < expected.len() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = daemon.lines();
+    assert!(got.len() + 1 >= expected.len(), "{} recognitions for the replay's {}", got.len(), expected.len());
+    for (i, ((_, g), r)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(g["rgb"], "frames", "recognition {i}: paired with frames");
+        assert_eq!(
+            (g["t_start"].as_i64(), g["t_end"].as_i64()),
+            (r["t_start"].as_i64(), r["t_end"].as_i64()),
+            "recognition {i}: windows"
+        );
+        for (a, b) in g["top"].as_array().unwrap().iter().zip(r["top"].as_array().unwrap()) {
+            assert_eq!(a["label"], b["label"], "recognition {i}");
+            assert!(
+                (a["p"].as_f64().unwrap() - b["p"].as_f64().unwrap()).abs() <= 1e-4,
+                "recognition {i}: {a} against {b}"
+            );
+        }
+    }
+}

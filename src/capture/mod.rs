@@ -5,6 +5,7 @@ pub mod dataset;
 pub mod file;
 pub mod live;
 pub mod rgb;
+pub mod ros2_rgb;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::accumulate::WindowMode;
 use crate::capture::rgb::RgbSpec;
+use crate::capture::ros2_rgb::{self, Ros2Rgb};
 use crate::capture::{CaptureLink, Opened, SourceSpec};
 use crate::config::{Config, FramesFrom, StreamSettings};
 use crossbeam_channel::Receiver;
@@ -52,8 +53,10 @@ pub fn run(args: Args) -> Result<()> {
         let link = CaptureLink::new(Ring::new(cfg.queue.capacity, cfg.queue.overflow), stop.clone());
         names.push(s.opened.name.clone());
         captures.push(s.spec.spawn(s.opened.source, link.clone())?);
-        if let Some((r, cap)) = s.rgb {
-            r.spawn(cap, link.clone())?;
+        match s.rgb {
+            Some(RgbInput::OpenCv(r, cap)) => drop(r.spawn(cap, link.clone())?),
+            Some(RgbInput::Ros2(r)) => drop(r.spawn(link.clone())?),
+            None => {}
         }
         links.push((s.opts, link));
     }
@@ -178,8 +181,14 @@ fn signals(stop: Arc<AtomicBool>, processing: Arc<AtomicBool>, notify: bool) -> 
 struct OpenStream {
     spec: SourceSpec,
     opened: Opened,
-    rgb: Option<(RgbSpec, opencv::videoio::VideoCapture)>,
+    rgb: Option<RgbInput>,
     opts: StreamOptions,
+}
+
+/// Where a stream's RGB frames come from, beside its events.
+enum RgbInput {
+    OpenCv(RgbSpec, opencv::videoio::VideoCapture),
+    Ros2(Box<Ros2Rgb>),
 }
 
 impl OpenStream {
@@ -200,10 +209,14 @@ impl OpenStream {
         let opened = spec.open().with_context(|| format!("stream {}", s.name))?;
         let rgb = if settings.rgb.is_empty() {
             None
+        } else if ros2_rgb::is_ros2(&settings.rgb) {
+            let r = Ros2Rgb::open(&settings.rgb, &s.events, &cfg.ros2)
+                .with_context(|| format!("{}: rgb source", s.name))?;
+            Some(RgbInput::Ros2(Box::new(r)))
         } else {
             let r = RgbSpec { source: settings.rgb.clone(), speed: s.speed.factor(), looping: s.looping };
             let cap = r.open().with_context(|| format!("{}: rgb source", s.name))?;
-            Some((r, cap))
+            Some(RgbInput::OpenCv(r, cap))
         };
         let has_frames = rgb.is_some() || (opened.has_frames && s.frames == FramesFrom::Stream);
         let opts = StreamOptions {

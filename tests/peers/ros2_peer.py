@@ -8,6 +8,8 @@ run it with CYCLONEDDS_URI pointing at tests/peers/cyclonedds-loopback.xml.
   ros2_peer.py publish-libcaer-cmp FILE --topic T --domain D --expected CSV
       # a file's events (as faery reads them) in libcaer_cmp packets, as event_camera_codecs
       # defines them; writes the events as safed must decode them (µs) to CSV
+  ros2_peer.py publish-davis FILE --events-topic T --image-topic T --domain D [--speed S]
+      # a DV recording's events (libcaer_cmp) and frames (mono8 Images), stamped in ROS time
   ros2_peer.py publish-hostile --topic T --domain D
       # valid evt3 packets between an unknown encoding, a cut word, another size, a seq jump,
       # a 100 MB packet
@@ -226,6 +228,64 @@ def publish_libcaer_cmp(args):
     time.sleep(1.0)
 
 
+def publish_davis(args):
+    """A DV recording with frames as libcaer_driver and a camera driver publish it: events as
+    libcaer_cmp packets of 1 ms (time_base and header stamps in ROS time = the recording's own
+    µs since the epoch, in ns), frames as mono8 Images stamped with their timestamps; in time
+    order, at `speed` times the recorded pace."""
+    import dv_processing as dv
+
+    reader = dv.io.MonoCameraRecording(args.file)
+    width, height = reader.getEventResolution()
+    events = []
+    while (batch := reader.getNextEventBatch()) is not None:
+        events.extend(zip(batch.timestamps().tolist(), batch.coordinates()[:, 0].tolist(),
+                          batch.coordinates()[:, 1].tolist(), batch.polarities().tolist()))
+    frames = []
+    while (frame := reader.getNextFrame()) is not None:
+        frames.append((frame.timestamp, frame.image.reshape(frame.image.shape[0], frame.image.shape[1])))
+    dp = DomainParticipant(args.domain)
+    qos = Qos(Policy.DataRepresentation(use_cdrv0_representation=True), Policy.History.KeepLast(1000),
+              Policy.Reliability.Reliable(duration(seconds=1)))
+    ev_w = DataWriter(dp, Topic(dp, ros_topic(args.events_topic), EventPacket, qos=qos), qos=qos)
+    im_w = DataWriter(dp, Topic(dp, ros_topic(args.image_topic), Image, qos=qos), qos=qos)
+    wait_for_reader(ev_w)
+    wait_for_reader(im_w)
+    time.sleep(args.delay)
+    stamp = lambda us: Time(us // 1_000_000, (us % 1_000_000) * 1000)
+    messages = []
+    i = 0
+    while i < len(events):
+        t0 = events[i][0]
+        j = i
+        while j < len(events) and events[j][0] - t0 < 1000:
+            j += 1
+        packet = events[i:j]
+        last = packet[-1][0]
+        msg = EventPacket(Header(stamp(last), "davis"), height, width, len(messages), t0 * 1000, "libcaer_cmp", False,
+                          cmp_words(packet, t0))
+        messages.append((t0, 0, msg))
+        i = j
+    for t, image in frames:
+        h, w = image.shape
+        msg = Image(Header(stamp(t), "davis"), h, w, "mono8", 0, w, image.tobytes())
+        messages.append((t, 1, msg))
+    messages.sort(key=lambda m: (m[0], m[1]))
+    seq = 0
+    wall0, first = time.time(), messages[0][0]
+    for t, kind, msg in messages:
+        due = wall0 + (t - first) / 1e6 / args.speed
+        if due > time.time():
+            time.sleep(due - time.time())
+        if kind == 0:
+            msg.seq = seq
+            seq += 1
+            ev_w.write(msg)
+        else:
+            im_w.write(msg)
+    time.sleep(1.0)
+
+
 def publish_hostile(args):
     dp, w = writer(args.domain, args.topic, EventPacket)
     wait_for_reader(w)
@@ -295,11 +355,17 @@ def listen(args):
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("publish-evt3", "publish-libcaer-cmp", "publish-hostile", "listen", "listen-images"):
+    for name in ("publish-evt3", "publish-libcaer-cmp", "publish-davis", "publish-hostile", "listen", "listen-images"):
         p = sub.add_parser(name)
         if name.startswith("publish-") and name != "publish-hostile":
             p.add_argument("file")
-        p.add_argument("--topic", required=True)
+        if name == "publish-davis":
+            p.add_argument("--events-topic", required=True)
+            p.add_argument("--image-topic", required=True)
+            p.add_argument("--speed", type=float, default=0.25)
+            p.add_argument("--delay", type=float, default=3.0)
+        else:
+            p.add_argument("--topic", required=True)
         p.add_argument("--domain", type=int, required=True)
         if name == "publish-evt3":
             p.add_argument("--speed", type=float, default=1.0)
@@ -319,6 +385,7 @@ def main():
         "publish-evt3": publish_evt3,
         "publish-libcaer-cmp": publish_libcaer_cmp,
         "publish-hostile": publish_hostile,
+        "publish-davis": publish_davis,
         "listen": listen,
         "listen-images": listen_images,
     }[args.cmd](args)
