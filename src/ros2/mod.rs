@@ -162,10 +162,9 @@ impl Ros2Node {
     }
 }
 
-/// What event camera drivers publish with, and what this subscription asks: best effort,
-/// volatile, the last 1000 (metavision_driver and libcaer_driver publish events best effort,
-/// volatile, keep last 1000 by default; a best-effort, volatile reader matches reliable and
-/// transient-local writers too).
+/// The event subscription's QoS: best effort, volatile, the last 1000, what metavision_driver
+/// publishes events with; a best-effort, volatile reader matches every writer (reliable or not,
+/// volatile or transient-local), libcaer_driver's included.
 pub fn sensor_qos() -> QosProfile {
     use ros2_client::qos::{Durability, History};
     QosProfile::subscription_default()
