@@ -34,6 +34,16 @@ fn ros2_env(cmd: &mut Command, domain: u16) -> &mut Command {
     cmd.env("ROS_DOMAIN_ID", domain.to_string())
 }
 
+/// A peer receiving `count` messages of `topic` (`listen`: Classifications, `listen-images`).
+fn listen(py: &Path, what: &str, topic: &str, d: u16, count: usize) -> Child {
+    let (d, count) = (d.to_string(), count.to_string());
+    peer(py, &[what, "--topic", topic, "--domain", &d, "--count", &count, "--timeout", "90"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn wait_ok(mut child: Child, what: &str, limit: Duration) {
     let until = Instant::now() + limit;
     loop {
@@ -99,44 +109,10 @@ fn evt3_packets_in_give_the_classifications_of_a_replay_of_the_file() {
     // discovery must find it when safed comes.
     let daemon = Daemon::start(&write_config(dir.path(), &body));
     daemon.wait_log("ready", Duration::from_secs(60));
-    let mut listener = peer(
-        &py,
-        &[
-            "listen",
-            "--topic",
-            "/safed/cam0/classification",
-            "--domain",
-            &d.to_string(),
-            "--count",
-            &expected.len().to_string(),
-            "--timeout",
-            "90",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut listener = listen(&py, "listen", "/safed/cam0/classification", d, expected.len());
     let mut lines = BufReader::new(listener.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "listening");
-    let images = peer(
-        &py,
-        &[
-            "listen-images",
-            "--topic",
-            "/safed/cam0/event_image",
-            "--domain",
-            &d.to_string(),
-            "--count",
-            "20",
-            "--timeout",
-            "90",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let images = listen(&py, "listen-images", "/safed/cam0/event_image", d, 20);
     wait_ok(publisher, "the publisher", Duration::from_secs(120));
     // The last window of a live stream stays open: everything before it comes.
     let until = Instant::now() + Duration::from_secs(20);

@@ -43,7 +43,7 @@ impl Ros2Rgb {
             .reliability_best_effort()
             .durability(Durability::Volatile)
             .history(History::KeepLast { depth: 10 });
-        let subscription = node.subscribe::<Image>(&topic, "sensor_msgs", "Image", &qos)?;
+        let subscription = node.subscribe::<Image>(&topic, ("sensor_msgs", "Image"), &qos)?;
         Ok(Ros2Rgb { topic, events_source: events_source.to_string(), subscription, _node: node })
     }
 

@@ -110,6 +110,21 @@ pub fn fuzz_drain_stream(bytes: Vec<u8>) {
     }
 }
 
+/// Removes the events of `out[start..]` outside a `width` x `height` sensor, keeping the order;
+/// returns how many went (live sources count them: they would index past the event image).
+pub(crate) fn keep_inside(out: &mut Vec<Event>, start: usize, width: u16, height: u16) -> u64 {
+    let mut kept = start;
+    for i in start..out.len() {
+        if out[i].x < width && out[i].y < height {
+            out[kept] = out[i];
+            kept += 1;
+        }
+    }
+    let removed = (out.len() - kept) as u64;
+    out.truncate(kept);
+    removed
+}
+
 /// One DVS event. `t` is in microseconds as the source encodes it; origin is top-left.
 /// Laid out as AEDAT4's 16-byte event record (t at 0, x at 8, y at 10, p at 12, 3 bytes of
 /// padding), so that uncompressed packets can be read straight into a `Vec<Event>`.

@@ -108,16 +108,8 @@ impl PacketDecoder {
         if !whole {
             self.counts.truncated += 1;
         }
-        let mut kept = start;
-        for i in start..out.len() {
-            if out[i].x < self.width && out[i].y < self.height {
-                out[kept] = out[i];
-                kept += 1;
-            }
-        }
-        self.counts.outside += (out.len() - kept) as u64;
-        out.truncate(kept);
-        self.counts.events += (kept - start) as u64;
+        self.counts.outside += super::keep_inside(out, start, self.width, self.height);
+        self.counts.events += (out.len() - start) as u64;
     }
 
     fn libcaer_cmp(&mut self, time_base_ns: u64, bytes: &[u8], out: &mut Vec<Event>) -> bool {

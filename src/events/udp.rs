@@ -180,16 +180,8 @@ impl DatagramDecoder {
             out.truncate(start);
             return;
         }
-        // Events outside the sensor would index past the event image.
-        let mut kept = start;
-        for i in start..out.len() {
-            if out[i].x < self.width && out[i].y < self.height {
-                out[kept] = out[i];
-                kept += 1;
-            }
-        }
-        self.counts.outside += (out.len() - kept) as u64;
-        out.truncate(kept);
+        self.counts.outside += super::keep_inside(out, start, self.width, self.height);
+        let kept = out.len();
         if kept > start {
             self.previous_t = out[kept - 1].t;
         }

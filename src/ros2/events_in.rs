@@ -70,7 +70,7 @@ impl Ros2EventSource {
         let fail = |what: String| EventError::Unsupported { input: source.to_string(), what };
         let node = node(config).map_err(|e| fail(e.to_string()))?;
         let subscription = node
-            .subscribe::<EventPacket>(&topic, "event_camera_msgs", "EventPacket", &sensor_qos())
+            .subscribe::<EventPacket>(&topic, ("event_camera_msgs", "EventPacket"), &sensor_qos())
             .map_err(|e| fail(e.to_string()))?;
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| fail(e.to_string()))?;

@@ -126,39 +126,41 @@ fn ns_prefix(namespace: &str) -> String {
     format!("{ns}/")
 }
 
+/// A message type as ROS 2 names it: `package/msg/name`.
+pub type MsgType = (&'static str, &'static str);
+
 impl Ros2Node {
-    /// A subscription to `topic` of `package/msg/type_name`.
+    /// The topic's name, checked, and the node, locked.
+    fn lock(&self, topic: &str) -> Result<(Name, std::sync::MutexGuard<'_, Node>), Ros2Error> {
+        let name = topic_name(topic).map_err(Ros2Error::Config)?;
+        let node = self.node.lock().map_err(|_| Ros2Error::Dds("node lock poisoned".into()))?;
+        Ok((name, node))
+    }
+
+    /// A subscription to `topic` of `kind`.
     pub fn subscribe<M: ros2_client::Message + 'static>(
         &self,
         topic: &str,
-        package: &str,
-        type_name: &str,
+        kind: MsgType,
         qos: &QosProfile,
     ) -> Result<ros2_client::Subscription<M>, Ros2Error> {
-        let name = topic_name(topic).map_err(Ros2Error::Config)?;
-        let mut node = self.node.lock().map_err(|_| Ros2Error::Dds("node lock poisoned".into()))?;
-        let t = node
-            .create_topic(&name, MessageTypeName::new(package, type_name), qos)
-            .map_err(|e| Ros2Error::Dds(format!("topic {topic}: {e:?}")))?;
-        node.create_subscription::<M>(&t, Some(qos.clone()))
-            .map_err(|e| Ros2Error::Dds(format!("subscribing to {topic}: {e:?}")))
+        let (name, mut node) = self.lock(topic)?;
+        let dds = |e| Ros2Error::Dds(format!("subscribing to {topic}: {e:?}"));
+        let t = node.create_topic(&name, MessageTypeName::new(kind.0, kind.1), qos).map_err(dds)?;
+        node.create_subscription::<M>(&t, Some(qos.clone())).map_err(dds)
     }
 
-    /// A publisher on `topic` of `package/msg/type_name`.
+    /// A publisher on `topic` of `kind`.
     pub fn publisher<M: ros2_client::Message>(
         &self,
         topic: &str,
-        package: &str,
-        type_name: &str,
+        kind: MsgType,
         qos: &QosProfile,
     ) -> Result<ros2_client::Publisher<M>, Ros2Error> {
-        let name = topic_name(topic).map_err(Ros2Error::Config)?;
-        let mut node = self.node.lock().map_err(|_| Ros2Error::Dds("node lock poisoned".into()))?;
-        let t = node
-            .create_topic(&name, MessageTypeName::new(package, type_name), qos)
-            .map_err(|e| Ros2Error::Dds(format!("topic {topic}: {e:?}")))?;
-        node.create_publisher::<M>(&t, Some(qos.clone()))
-            .map_err(|e| Ros2Error::Dds(format!("publishing on {topic}: {e:?}")))
+        let (name, mut node) = self.lock(topic)?;
+        let dds = |e| Ros2Error::Dds(format!("publishing on {topic}: {e:?}"));
+        let t = node.create_topic(&name, MessageTypeName::new(kind.0, kind.1), qos).map_err(dds)?;
+        node.create_publisher::<M>(&t, Some(qos.clone())).map_err(dds)
     }
 }
 
@@ -174,11 +176,12 @@ pub fn sensor_qos() -> QosProfile {
 }
 
 /// What recognitions are published with: reliable (a consumer gets every one), volatile, the
-/// last 100.
+/// last 100. A full send window makes the publishing thread wait up to a second (it is off the
+/// recognition path, behind its own bounded queue) before the message counts as dropped.
 pub fn results_qos() -> QosProfile {
     use ros2_client::qos::{Durability, History, WhenFull};
     QosProfile::publisher_default()
-        .reliability_reliable(WhenFull::Fail)
+        .reliability_reliable(WhenFull::Wait(std::time::Duration::from_secs(1)))
         .durability(Durability::Volatile)
         .history(History::KeepLast { depth: 100 })
 }

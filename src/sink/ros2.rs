@@ -84,7 +84,7 @@ impl Ros2ImageTap {
         let mut publishers = Vec::new();
         for (name, _) in streams {
             let topic = config.image_topic.replace("{stream}", name);
-            publishers.push(node.publisher::<Image>(&topic, "sensor_msgs", "Image", &results_qos())?);
+            publishers.push(node.publisher::<Image>(&topic, ("sensor_msgs", "Image"), &results_qos())?);
             tracing::info!("ROS 2: publishing {name}'s event images on {topic}");
         }
         let (tx, rx) = bounded::<(usize, Image)>(4);
@@ -165,20 +165,24 @@ impl Ros2Sink {
         let mut publishers = Vec::new();
         for (name, _) in streams {
             let topic = config.topic_for(name).map_err(Ros2Error::Config)?;
-            let p = node.publisher::<Classification>(&topic, "vision_msgs", "Classification", &results_qos())?;
+            let p = node.publisher::<Classification>(&topic, ("vision_msgs", "Classification"), &results_qos())?;
             tracing::info!("ROS 2: publishing {name}'s recognitions on {topic}");
             publishers.push((name.clone(), p));
         }
         let (tx, rx) = bounded::<Outgoing>(config.queue);
-        let worker_rx = rx.clone();
+        let (worker_rx, failed) = (rx.clone(), dropped.clone());
         std::thread::Builder::new()
             .name("ros2-publish".into())
             .spawn(move || {
                 let _node = node;
+                let mut warned = false;
                 for out in worker_rx {
                     if let Some((_, p)) = publishers.iter().find(|(n, _)| *n == out.stream) {
                         if let Err(e) = p.publish(out.msg) {
-                            tracing::debug!("ROS 2 publish: {e:?}");
+                            failed.inc();
+                            if !std::mem::replace(&mut warned, true) {
+                                tracing::warn!("ROS 2: a classification was not sent ({e:?}); counted, logged once");
+                            }
                         }
                     }
                 }
