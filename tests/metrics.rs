@@ -98,8 +98,25 @@ fn have_prometheus() -> bool {
 
 fn api(addr: &str, path: &str) -> serde_json::Value {
     let Ok(r) = common::daemon::try_http_get(addr, path) else { return serde_json::Value::Null };
-    let body = r.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+    let Some((head, body)) = r.split_once("\r\n\r\n") else { return serde_json::Value::Null };
+    // Prometheus sends a body past a few KiB in chunks (the metadata of every safed metric is).
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+}
+
+/// An HTTP/1.1 chunked body, joined.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// Polls `f` every 200 ms for up to 30 s.
