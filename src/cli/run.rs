@@ -82,7 +82,6 @@ pub fn run(args: Args) -> Result<()> {
         let sensors: Vec<_> = links.iter().map(|(o, _)| (o.name.clone(), o.sensor)).collect();
         let (hub, _) = ViewHub::start(&settings, &sensors, Some(metrics.clone()))
             .with_context(|| format!("view.listen: {}", settings.listen))?;
-        hub.set_model(&model_name);
         Some(hub)
     } else {
         None

@@ -86,7 +86,6 @@ struct Hub {
     lines: broadcast::Sender<Line>,
     wake: (Mutex<()>, Condvar),
     metrics: Option<Metrics>,
-    model: Mutex<String>,
     fps: f64,
 }
 
@@ -125,7 +124,6 @@ impl ViewHub {
             lines: broadcast::channel(LINES_BUFFERED).0,
             wake: (Mutex::new(()), Condvar::new()),
             metrics,
-            model: Mutex::new(String::new()),
             fps,
         }))
     }
@@ -143,12 +141,6 @@ impl ViewHub {
         let token = if settings.token.is_some() { "?token=TOKEN" } else { "" };
         tracing::info!("view on http://{at}/{token}");
         Ok((hub, at))
-    }
-
-    pub fn set_model(&self, name: &str) {
-        if let Ok(mut m) = self.0.model.lock() {
-            *m = name.to_string();
-        }
     }
 
     /// Whether images are worth handing over: somebody watches, or asked for one lately.
@@ -224,11 +216,7 @@ impl ViewHub {
     /// counters.
     pub(crate) fn streams_json(&self) -> serde_json::Value {
         let h = &self.0;
-        let model = h
-            .metrics
-            .as_ref()
-            .map(|m| m.model())
-            .unwrap_or_else(|| h.model.lock().map(|m| m.clone()).unwrap_or_default());
+        let model = h.metrics.as_ref().map(|m| m.model()).unwrap_or_default();
         let streams: Vec<_> = h
             .slots
             .iter()
